@@ -1,0 +1,319 @@
+"""After the authorization: completion for the fuel dispensed, reversal, expiry, status.
+
+Locks: the authorization row first, then limit counters, then accounts (the same order as the
+authorization path), each message in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from processing.authorization import idempotency
+from processing.authorization.codes import ResponseCode
+from processing.authorization.engine import TerminalIdentity
+from processing.authorization.errors import (
+    AlreadyCompleted,
+    AmountDoesNotMatchVolume,
+    AuthorizationCompleted,
+    AuthorizationDeclined,
+    AuthorizationNotFound,
+    AuthorizationReversed,
+    CompletionExceedsHold,
+    HoldExpired,
+    ProductMismatch,
+)
+from processing.authorization.models import (
+    Authorization,
+    AuthorizationStatus,
+    Completion,
+    MessageType,
+    Reversal,
+    ReversalSource,
+)
+from processing.authorization.schemas import (
+    AuthorizationAnswer,
+    CompletionAnswer,
+    CompletionRequest,
+    ReversalAnswer,
+    ReversalRequest,
+    TransactionStatus,
+)
+from processing.cards.models import Card
+from processing.ledger.models import EntryKind
+from processing.ledger.service import post_entry
+from processing.limits.service import adjust_counters, scopes_for_card
+from processing.money import format_money, format_volume
+from processing.orgs.models import Company, OrgUnit
+from processing.products import VOLUME_PRODUCTS
+from processing.settings import Settings
+from processing.stations.models import Station, StationNetwork
+
+logger = logging.getLogger(__name__)
+
+
+async def _locked_authorization(
+    session: AsyncSession, terminal_id: int, transaction_id: str
+) -> Authorization | None:
+    return (
+        await session.execute(
+            select(Authorization)
+            .where(Authorization.terminal_id == terminal_id,
+                   Authorization.terminal_transaction_id == transaction_id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+
+
+async def complete(
+    session: AsyncSession, *, terminal: TerminalIdentity, transaction_id: str,
+    request: CompletionRequest, settings: Settings, now: datetime,
+) -> idempotency.StoredAnswer:
+    """Capture what was dispensed (never more than the hold) and release the rest."""
+    digest = idempotency.request_digest(transaction_id, request)
+    prior = await idempotency.claim(
+        session, terminal_id=terminal.id, transaction_id=transaction_id,
+        message_type=MessageType.COMPLETE, digest=digest,
+    )
+    if prior is not None:
+        if prior.request_digest != digest:
+            raise AlreadyCompleted()
+        return prior.answer
+
+    authorization = await _locked_authorization(session, terminal.id, transaction_id)
+    if authorization is None:
+        raise AuthorizationNotFound()
+    _ensure_open(authorization, now)
+    if request.product != authorization.product:
+        raise ProductMismatch(
+            f"the hold is for {authorization.product}, the completion is for {request.product.value}"
+        )
+    hold = authorization.approved_amount_minor
+    if request.amount_minor > hold:
+        raise CompletionExceedsHold(
+            f"completion of {format_money(request.amount_minor, authorization.currency)} is above "
+            f"the hold of {format_money(hold, authorization.currency)}"
+        )
+    _check_amount_against_volume(authorization, request, settings)
+
+    company, scopes, payable_account_id = await _accounts_and_scopes(session, authorization)
+    await adjust_counters(
+        session, scopes, counted_on=authorization.counted_on, now_local_day=_local_day(company, now),
+        amount_minor=request.amount_minor - hold,
+        volume_ml=request.volume_ml - authorization.hold_volume_ml, count=0,
+    )
+    await post_entry(
+        session, kind=EntryKind.CAPTURE, company_id=company.id, authorization_id=authorization.id,
+        description=f"sale at terminal {terminal.code} transaction {transaction_id}",
+        lines=[(company.held_account_id, -hold),
+               (company.available_account_id, hold - request.amount_minor),
+               (payable_account_id, request.amount_minor)],
+    )
+    session.add(Completion(
+        authorization_id=authorization.id, amount_minor=request.amount_minor,
+        volume_ml=request.volume_ml, product=request.product.value,
+        unit_price_minor=authorization.unit_price_minor or 0, created_at=now,
+    ))
+    authorization.status = AuthorizationStatus.COMPLETED
+    authorization.captured_amount_minor = request.amount_minor
+    authorization.captured_volume_ml = request.volume_ml
+    authorization.closed_at = now
+    await session.flush()
+    logger.info("completion terminal=%s txn=%s authorization=%s amount=%s volume_ml=%s",
+                terminal.code, transaction_id, authorization.id, request.amount_minor, request.volume_ml)
+    return await idempotency.store_answer(
+        session, terminal_id=terminal.id, transaction_id=transaction_id,
+        message_type=MessageType.COMPLETE,
+        answer=CompletionAnswer(
+            terminal_transaction_id=transaction_id, authorization_id=authorization.id,
+            status=AuthorizationStatus.COMPLETED, response_code=ResponseCode.APPROVED,
+            captured_amount_minor=request.amount_minor, captured_volume_ml=request.volume_ml,
+            released_amount_minor=hold - request.amount_minor, currency=authorization.currency,
+            product=authorization.product,
+        ),
+    )
+
+
+def _ensure_open(authorization: Authorization, now: datetime) -> None:
+    status = authorization.status
+    if status == AuthorizationStatus.DECLINED:
+        raise AuthorizationDeclined()
+    if status == AuthorizationStatus.REVERSED:
+        raise AuthorizationReversed()
+    if status == AuthorizationStatus.EXPIRED or (
+        status == AuthorizationStatus.APPROVED and authorization.hold_expires_at <= now
+    ):
+        raise HoldExpired()
+    if status == AuthorizationStatus.COMPLETED:
+        raise AlreadyCompleted()
+
+
+def _check_amount_against_volume(
+    authorization: Authorization, request: CompletionRequest, settings: Settings
+) -> None:
+    """The pump's amount must be its litres at the posted price, give or take rounding."""
+    if request.product not in VOLUME_PRODUCTS:
+        if request.volume_ml != 0:
+            raise AmountDoesNotMatchVolume(f"{request.product.value} is not sold by volume; send volume_ml 0")
+        return
+    expected = request.volume_ml * authorization.unit_price_minor // 1000
+    tolerance = max(settings.completion_price_tolerance_minor,
+                    int(expected * settings.completion_price_tolerance_percent / 100))
+    if abs(request.amount_minor - expected) > tolerance:
+        currency = authorization.currency
+        raise AmountDoesNotMatchVolume(
+            f"{format_volume(request.volume_ml)} at {format_money(authorization.unit_price_minor, currency)}/l "
+            f"is {format_money(expected, currency)}, not {format_money(request.amount_minor, currency)}"
+        )
+
+
+async def _accounts_and_scopes(session: AsyncSession, authorization: Authorization):
+    row = (
+        await session.execute(
+            select(Company, OrgUnit.path, StationNetwork.payable_account_id)
+            .select_from(Card)
+            .join(Company, Company.id == Card.company_id)
+            .join(OrgUnit, OrgUnit.id == Card.org_unit_id)
+            .join(Station, Station.id == authorization.station_id)
+            .join(StationNetwork, StationNetwork.id == Station.network_id)
+            .where(Card.id == authorization.card_id)
+        )
+    ).one()
+    company, unit_path, payable_account_id = row
+    return company, scopes_for_card(authorization.card_id, unit_path), payable_account_id
+
+
+def _local_day(company: Company, now: datetime):
+    return now.astimezone(ZoneInfo(company.timezone)).date()
+
+
+async def _release(
+    session: AsyncSession, authorization: Authorization, *, source: ReversalSource, reason: str,
+    now: datetime,
+) -> None:
+    """Give the whole hold back to the company and take it off the limit counters."""
+    company, scopes, _ = await _accounts_and_scopes(session, authorization)
+    await adjust_counters(
+        session, scopes, counted_on=authorization.counted_on, now_local_day=_local_day(company, now),
+        amount_minor=-authorization.approved_amount_minor,
+        volume_ml=-authorization.hold_volume_ml, count=-1,
+    )
+    await post_entry(
+        session, kind=EntryKind.RELEASE, company_id=company.id, authorization_id=authorization.id,
+        description=f"{source} release: {reason}",
+        lines=[(company.held_account_id, -authorization.approved_amount_minor),
+               (company.available_account_id, authorization.approved_amount_minor)],
+    )
+    session.add(Reversal(
+        authorization_id=authorization.id, source=source, reason=reason,
+        released_amount_minor=authorization.approved_amount_minor, created_at=now,
+    ))
+    authorization.status = (
+        AuthorizationStatus.REVERSED if source == ReversalSource.TERMINAL else AuthorizationStatus.EXPIRED
+    )
+    authorization.closed_at = now
+    await session.flush()
+
+
+def voided_authorization_answer(transaction_id: str) -> AuthorizationAnswer:
+    """What a late authorization gets after the terminal already reversed its transaction id."""
+    return AuthorizationAnswer(
+        terminal_transaction_id=transaction_id, authorization_id=None, approved=False,
+        response_code=ResponseCode.INVALID_TRANSACTION, decline_reason="reversed_before_authorization",
+        reason="the terminal reversed this transaction before its authorization arrived",
+        requested_amount_minor=None, approved_amount_minor=0, hold_volume_ml=0, currency=None,
+        product=None, unit_price_minor=None, card=None, hold_expires_at=None,
+    )
+
+
+async def reverse(
+    session: AsyncSession, *, terminal: TerminalIdentity, transaction_id: str,
+    request: ReversalRequest, now: datetime,
+) -> idempotency.StoredAnswer:
+    """Release an open hold. Safe to repeat, and safe to send before the authorization arrives:
+    the transaction id is then voided, and the late authorization is declined."""
+    prior = await idempotency.claim(
+        session, terminal_id=terminal.id, transaction_id=transaction_id,
+        message_type=MessageType.REVERSE, digest=idempotency.request_digest(transaction_id, request),
+    )
+    if prior is not None:
+        return prior.answer  # a reversal is a reversal, whatever reason a repeat gives
+    # Claiming the authorization slot waits for an authorization of this id still in flight.
+    voided = await idempotency.claim(
+        session, terminal_id=terminal.id, transaction_id=transaction_id,
+        message_type=MessageType.AUTHORIZE, digest=None,
+        placeholder=idempotency.StoredAnswer(200, idempotency.serialize(voided_authorization_answer(transaction_id))),
+    )
+    authorization = None if voided is None else await _locked_authorization(session, terminal.id, transaction_id)
+    released = 0
+    if authorization is None:
+        status, words = "voided", "no authorization with this id arrived; a late one will be declined"
+    elif authorization.status == AuthorizationStatus.COMPLETED:
+        raise AuthorizationCompleted()
+    elif authorization.status == AuthorizationStatus.APPROVED:
+        released = authorization.approved_amount_minor
+        await _release(session, authorization, source=ReversalSource.TERMINAL, reason=request.reason, now=now)
+        status, words = AuthorizationStatus.REVERSED.value, f"released {format_money(released, authorization.currency)}"
+    else:
+        status = authorization.status
+        words = {"declined": "the authorization was declined; nothing was held",
+                 "reversed": "already reversed", "expired": "the hold had already expired and was released"}[status]
+    logger.info("reversal terminal=%s txn=%s status=%s released=%s", terminal.code, transaction_id, status, released)
+    return await idempotency.store_answer(
+        session, terminal_id=terminal.id, transaction_id=transaction_id,
+        message_type=MessageType.REVERSE,
+        answer=ReversalAnswer(
+            terminal_transaction_id=transaction_id,
+            authorization_id=authorization.id if authorization else None, status=status,
+            response_code=ResponseCode.APPROVED, released_amount_minor=released, reason=words,
+        ),
+    )
+
+
+async def expire_stale_holds(session: AsyncSession, *, now: datetime, batch_size: int = 200) -> int:
+    """Release holds whose completion never came. Safe to run in several processes at once."""
+    stale = (
+        await session.execute(
+            select(Authorization)
+            .where(Authorization.status == AuthorizationStatus.APPROVED,
+                   Authorization.hold_expires_at <= now)
+            .order_by(Authorization.hold_expires_at)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+    ).scalars().all()
+    for authorization in stale:
+        await _release(session, authorization, source=ReversalSource.EXPIRY,
+                       reason="no completion before the hold expired", now=now)
+    if stale:
+        logger.info("expired %d stale holds", len(stale))
+    return len(stale)
+
+
+async def transaction_status(
+    session: AsyncSession, *, terminal: TerminalIdentity, transaction_id: str
+) -> TransactionStatus:
+    """Where a terminal's transaction stands: lets a terminal that lost an answer find it."""
+    authorization = (
+        await session.execute(
+            select(Authorization).where(Authorization.terminal_id == terminal.id,
+                                        Authorization.terminal_transaction_id == transaction_id)
+        )
+    ).scalar_one_or_none()
+    if authorization is None:
+        raise AuthorizationNotFound()
+    return TransactionStatus(
+        terminal_transaction_id=transaction_id, authorization_id=authorization.id,
+        status=authorization.status, response_code=authorization.response_code,
+        decline_reason=authorization.decline_reason, reason=authorization.reason,
+        product=authorization.product, currency=authorization.currency,
+        requested_amount_minor=authorization.requested_amount_minor,
+        approved_amount_minor=authorization.approved_amount_minor,
+        captured_amount_minor=authorization.captured_amount_minor,
+        captured_volume_ml=authorization.captured_volume_ml, created_at=authorization.created_at,
+        hold_expires_at=authorization.hold_expires_at, closed_at=authorization.closed_at,
+    )

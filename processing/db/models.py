@@ -1,0 +1,16 @@
+"""Imports every model so that ``Base.metadata`` knows all tables (Alembic, tests)."""
+
+from processing.authorization.models import (  # noqa: F401
+    Authorization,
+    Completion,
+    Reversal,
+    TerminalMessage,
+)
+from processing.cards.models import Card, DeviceEnrollment  # noqa: F401
+from processing.db.base import Base
+from processing.ledger.models import Account, JournalEntry, JournalLine  # noqa: F401
+from processing.limits.models import Limit, LimitCounter, SpendingControl  # noqa: F401
+from processing.orgs.models import Company, Driver, OrgUnit, User, Vehicle  # noqa: F401
+from processing.stations.models import Station, StationNetwork, StationProduct, Terminal  # noqa: F401
+
+metadata = Base.metadata

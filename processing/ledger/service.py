@@ -1,0 +1,134 @@
+"""Posting to the ledger and proving its invariants."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from processing.errors import ProcessingError
+from processing.ledger.models import Account, AccountKind, EntryKind, JournalEntry, JournalLine
+from processing.orgs.models import Company
+
+
+class UnbalancedEntry(ProcessingError):
+    status_code = 500
+    code = "unbalanced_entry"
+
+
+class InvalidAmount(ProcessingError):
+    status_code = 422
+    code = "invalid_amount"
+
+
+async def create_account(
+    session: AsyncSession, *, kind: AccountKind, name: str, currency: str = "RUB",
+    credit_limit_minor: int = 0,
+) -> Account:
+    account = Account(
+        kind=kind, name=name, currency=currency, balance_minor=0,
+        credit_limit_minor=credit_limit_minor,
+    )
+    session.add(account)
+    await session.flush()
+    return account
+
+
+async def post_entry(
+    session: AsyncSession, *, kind: EntryKind, lines: Sequence[tuple[int, int]],
+    company_id: int | None = None, authorization_id: int | None = None, description: str = "",
+) -> int:
+    """Write one balanced journal entry and move the cached balances with it.
+
+    ``lines`` are (account_id, signed amount in minor units); zero lines are dropped. Balances
+    are updated in account-id order so concurrent postings lock rows in the same order.
+    """
+    lines = [(account_id, amount) for account_id, amount in lines if amount != 0]
+    if sum(amount for _, amount in lines) != 0:
+        raise UnbalancedEntry(f"journal entry {kind} does not sum to zero")
+    entry_id = (
+        await session.execute(
+            insert(JournalEntry).returning(JournalEntry.id),
+            [{"kind": kind, "company_id": company_id, "authorization_id": authorization_id,
+              "description": description}],
+        )
+    ).scalar_one()
+    if not lines:
+        return entry_id
+    await session.execute(
+        insert(JournalLine),
+        [{"entry_id": entry_id, "account_id": account_id, "amount_minor": amount}
+         for account_id, amount in lines],
+    )
+    for account_id, amount in sorted(lines):
+        await session.execute(
+            update(Account)
+            .where(Account.id == account_id)
+            .values(balance_minor=Account.balance_minor + amount)
+        )
+    return entry_id
+
+
+async def funding_account_id(session: AsyncSession, currency: str) -> int:
+    """The contra account for money entering the platform in ``currency`` (created on first use)."""
+    account_id = (
+        await session.execute(
+            select(Account.id).where(Account.kind == AccountKind.FUNDING, Account.currency == currency)
+        )
+    ).scalar_one_or_none()
+    if account_id is None:
+        account_id = (
+            await create_account(
+                session, kind=AccountKind.FUNDING, name=f"Incoming funds {currency}", currency=currency
+            )
+        ).id
+    return account_id
+
+
+async def top_up(
+    session: AsyncSession, *, company_id: int, amount_minor: int, description: str = "top-up"
+) -> int:
+    """Credit a company's available balance with money received from outside."""
+    if amount_minor <= 0:
+        raise InvalidAmount("a top-up must be a positive amount")
+    company = await session.get(Company, company_id)
+    funding_id = await funding_account_id(session, company.currency)
+    return await post_entry(
+        session, kind=EntryKind.TOP_UP, company_id=company_id, description=description,
+        lines=[(funding_id, -amount_minor), (company.available_account_id, amount_minor)],
+    )
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    what: str
+    subject_id: int
+    expected: int
+    found: int
+
+
+async def find_ledger_problems(session: AsyncSession) -> list[LedgerProblem]:
+    """Entries whose lines do not sum to zero, and accounts whose cached balance differs from
+    the sum of their lines. An empty list is a proof that the ledger is consistent."""
+    problems: list[LedgerProblem] = []
+    unbalanced = await session.execute(
+        select(JournalLine.entry_id, func.sum(JournalLine.amount_minor))
+        .group_by(JournalLine.entry_id)
+        .having(func.sum(JournalLine.amount_minor) != 0)
+    )
+    problems += [LedgerProblem("entry does not sum to zero", entry_id, 0, total)
+                 for entry_id, total in unbalanced]
+    line_sums = (
+        select(JournalLine.account_id, func.sum(JournalLine.amount_minor).label("total"))
+        .group_by(JournalLine.account_id)
+        .subquery()
+    )
+    balances = await session.execute(
+        select(Account.id, Account.balance_minor, func.coalesce(line_sums.c.total, 0))
+        .outerjoin(line_sums, line_sums.c.account_id == Account.id)
+    )
+    problems += [LedgerProblem("cached balance differs from its lines", account_id, total, cached)
+                 for account_id, cached, total in balances if cached != total]
+    return problems

@@ -1,0 +1,303 @@
+"""Setting limits and controls, and the counter operations of the authorization path.
+
+Counter rows are locked with one upsert that returns them, in (scope kind, scope id, period)
+order, so two transactions touching the same counters always lock them in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from processing.db.dialect import insert_for
+from processing.errors import ProcessingError
+from processing.limits.models import (
+    COUNTED_PERIODS,
+    Limit,
+    LimitCounter,
+    LimitMetric,
+    LimitPeriod,
+    ScopeKind,
+    SpendingControl,
+)
+from processing.orgs.models import path_ids
+from processing.products import Product
+
+Scope = tuple[str, int]  # (ScopeKind, id)
+
+
+class InvalidLimit(ProcessingError):
+    status_code = 422
+    code = "invalid_limit"
+
+
+def scopes_for_card(card_id: int, org_unit_path: str) -> list[Scope]:
+    """The card itself and every org unit from the root down to the card's unit."""
+    return [(ScopeKind.CARD.value, card_id)] + [
+        (ScopeKind.ORG_UNIT.value, unit_id) for unit_id in path_ids(org_unit_path)
+    ]
+
+
+def period_starts(local_day: date) -> dict[str, date]:
+    """First day of the day, ISO week (Monday) and month that contain ``local_day``."""
+    return {
+        LimitPeriod.DAY.value: local_day,
+        LimitPeriod.WEEK.value: local_day - timedelta(days=local_day.weekday()),
+        LimitPeriod.MONTH.value: local_day.replace(day=1),
+    }
+
+
+def _scope_filter(columns, scopes: Iterable[Scope]):
+    kind_column, id_column = columns
+    return or_(*(and_(kind_column == kind, id_column == scope_id) for kind, scope_id in scopes))
+
+
+# --- administration -------------------------------------------------------------------------
+
+async def set_limit(
+    session: AsyncSession, *, scope_kind: ScopeKind, scope_id: int, metric: LimitMetric,
+    period: LimitPeriod, max_value: int,
+) -> None:
+    """Create or change one limit; takes effect on the next authorization."""
+    if max_value < 0:
+        raise InvalidLimit("a limit cannot be negative")
+    if metric == LimitMetric.COUNT and period == LimitPeriod.TRANSACTION:
+        raise InvalidLimit("a count limit needs a day, week or month period")
+    insert = insert_for(session)
+    await session.execute(
+        insert(Limit)
+        .values(scope_kind=ScopeKind(scope_kind).value, scope_id=scope_id,
+                metric=LimitMetric(metric).value, period=LimitPeriod(period).value,
+                max_value=max_value)
+        .on_conflict_do_update(
+            index_elements=["scope_kind", "scope_id", "metric", "period"],
+            set_={"max_value": max_value},
+        )
+    )
+
+
+async def remove_limit(
+    session: AsyncSession, *, scope_kind: ScopeKind, scope_id: int, metric: LimitMetric,
+    period: LimitPeriod,
+) -> None:
+    await session.execute(
+        delete(Limit).where(
+            Limit.scope_kind == scope_kind, Limit.scope_id == scope_id,
+            Limit.metric == metric, Limit.period == period,
+        )
+    )
+
+
+async def set_controls(
+    session: AsyncSession, *, scope_kind: ScopeKind, scope_id: int,
+    allowed_products: Sequence[Product] | None = None,
+    allowed_station_ids: Sequence[int] | None = None,
+    allowed_network_ids: Sequence[int] | None = None,
+    allowed_regions: Sequence[str] | None = None,
+    allowed_weekdays: Sequence[int] | None = None,
+    allowed_from_minute: int | None = None,
+    allowed_to_minute: int | None = None,
+) -> None:
+    """Replace a scope's spending controls; None for a field lifts that restriction."""
+    if (allowed_from_minute is None) != (allowed_to_minute is None):
+        raise InvalidLimit("an hours window needs both a start and an end")
+    for minute in (allowed_from_minute, allowed_to_minute):
+        if minute is not None and not 0 <= minute <= 24 * 60:
+            raise InvalidLimit("hours are minutes after midnight, 0..1440")
+    if allowed_weekdays is not None and not set(allowed_weekdays) <= set(range(1, 8)):
+        raise InvalidLimit("weekdays are ISO numbers 1 (Monday) to 7 (Sunday)")
+    values = {
+        "allowed_products": None if allowed_products is None else [Product(p).value for p in allowed_products],
+        "allowed_station_ids": None if allowed_station_ids is None else list(allowed_station_ids),
+        "allowed_network_ids": None if allowed_network_ids is None else list(allowed_network_ids),
+        "allowed_regions": None if allowed_regions is None else list(allowed_regions),
+        "allowed_weekdays": None if allowed_weekdays is None else sorted(set(allowed_weekdays)),
+        "allowed_from_minute": allowed_from_minute,
+        "allowed_to_minute": allowed_to_minute,
+    }
+    insert = insert_for(session)
+    await session.execute(
+        insert(SpendingControl)
+        .values(scope_kind=ScopeKind(scope_kind).value, scope_id=scope_id, **values)
+        .on_conflict_do_update(index_elements=["scope_kind", "scope_id"], set_=values)
+    )
+
+
+# --- authorization path ---------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class LimitRule:
+    scope_kind: str
+    scope_id: int
+    metric: str
+    period: str
+    max_value: int
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    scope_kind: str
+    scope_id: int
+    allowed_products: list[str] | None
+    allowed_station_ids: list[int] | None
+    allowed_network_ids: list[int] | None
+    allowed_regions: list[str] | None
+    allowed_weekdays: list[int] | None
+    allowed_from_minute: int | None
+    allowed_to_minute: int | None
+
+
+@dataclass(slots=True)
+class CounterState:
+    """A locked counter row; amount/volume/count are those of the *current* period."""
+
+    id: int
+    scope_kind: str
+    scope_id: int
+    period: str
+    stored_period_start: date
+    current_period_start: date
+    amount_minor: int
+    volume_ml: int
+    count: int
+
+
+async def load_rules(session: AsyncSession, scopes: Sequence[Scope]) -> tuple[list[LimitRule], list[Controls]]:
+    """Limits and controls of every scope, in two index look-ups."""
+    limit_rows = await session.execute(
+        select(Limit.scope_kind, Limit.scope_id, Limit.metric, Limit.period, Limit.max_value)
+        .where(_scope_filter((Limit.scope_kind, Limit.scope_id), scopes))
+    )
+    control_rows = await session.execute(
+        select(
+            SpendingControl.scope_kind, SpendingControl.scope_id,
+            SpendingControl.allowed_products, SpendingControl.allowed_station_ids,
+            SpendingControl.allowed_network_ids, SpendingControl.allowed_regions,
+            SpendingControl.allowed_weekdays, SpendingControl.allowed_from_minute,
+            SpendingControl.allowed_to_minute,
+        ).where(_scope_filter((SpendingControl.scope_kind, SpendingControl.scope_id), scopes))
+    )
+    return [LimitRule(*row) for row in limit_rows], [Controls(*row) for row in control_rows]
+
+
+async def lock_counters(
+    session: AsyncSession, scopes: Sequence[Scope], local_day: date
+) -> list[CounterState]:
+    """Create missing counter rows and lock all of them, in one statement, in a fixed order."""
+    starts = period_starts(local_day)
+    keys = sorted((kind, scope_id, period) for kind, scope_id in scopes for period in COUNTED_PERIODS)
+    insert = insert_for(session)
+    statement = insert(LimitCounter).values([
+        {"scope_kind": kind, "scope_id": scope_id, "period": period, "period_start": starts[period],
+         "amount_minor": 0, "volume_ml": 0, "count": 0}
+        for kind, scope_id, period in keys
+    ])
+    # A no-op update makes the conflicting row part of the result and locks it (PostgreSQL).
+    statement = statement.on_conflict_do_update(
+        index_elements=["scope_kind", "scope_id", "period"],
+        set_={"scope_kind": statement.excluded.scope_kind},
+    ).returning(
+        LimitCounter.id, LimitCounter.scope_kind, LimitCounter.scope_id, LimitCounter.period,
+        LimitCounter.period_start, LimitCounter.amount_minor, LimitCounter.volume_ml,
+        LimitCounter.count,
+    )
+    counters = []
+    for row in await session.execute(statement):
+        current = starts[row.period]
+        fresh = row.period_start == current
+        counters.append(CounterState(
+            id=row.id, scope_kind=row.scope_kind, scope_id=row.scope_id, period=row.period,
+            stored_period_start=row.period_start, current_period_start=current,
+            amount_minor=row.amount_minor if fresh else 0,
+            volume_ml=row.volume_ml if fresh else 0,
+            count=row.count if fresh else 0,
+        ))
+    return counters
+
+
+async def add_to_counters(
+    session: AsyncSession, counters: Sequence[CounterState], *, amount_minor: int, volume_ml: int,
+    count: int,
+) -> None:
+    """Count a new hold in the current periods (resetting rows whose period has ended)."""
+    await _write_counters(session, [
+        {"counter_id": c.id, "start": c.current_period_start,
+         "amount": c.amount_minor + amount_minor, "volume": c.volume_ml + volume_ml,
+         "count": c.count + count}
+        for c in counters
+    ])
+
+
+async def adjust_counters(
+    session: AsyncSession, scopes: Sequence[Scope], *, counted_on: date, now_local_day: date,
+    amount_minor: int, volume_ml: int, count: int,
+) -> None:
+    """Change what an earlier hold counted (release, or a completion below the hold).
+
+    Only counters still in the period the hold was counted in are changed: a period that has
+    ended was already reset, and what it counted no longer limits anything.
+    """
+    counted_starts = period_starts(counted_on)
+    counters = await lock_counters(session, scopes, now_local_day)
+    await _write_counters(session, [
+        {"counter_id": c.id, "start": c.stored_period_start,
+         "amount": max(0, c.amount_minor + amount_minor), "volume": max(0, c.volume_ml + volume_ml),
+         "count": max(0, c.count + count)}
+        for c in counters
+        if c.stored_period_start == c.current_period_start == counted_starts[c.period]
+    ])
+
+
+async def _write_counters(session: AsyncSession, rows: list[dict]) -> None:
+    if not rows:
+        return
+    # Core table, not the ORM entity: a plain executemany, no ORM bulk-update machinery.
+    counters = LimitCounter.__table__
+    await session.execute(
+        update(counters)
+        .where(counters.c.id == bindparam("counter_id"))
+        .values(period_start=bindparam("start"), amount_minor=bindparam("amount"),
+                volume_ml=bindparam("volume"), count=bindparam("count")),
+        rows,
+    )
+
+
+def controls_refusal(
+    controls: Sequence[Controls], *, product: str, station_id: int, network_id: int, region: str,
+    local_time: datetime,
+) -> tuple[str, str] | None:
+    """The first control that forbids this purchase, as (decline reason code, words), or None."""
+    weekday = local_time.isoweekday()
+    minute = local_time.hour * 60 + local_time.minute
+    for control in controls:
+        where = "card" if control.scope_kind == ScopeKind.CARD else f"org unit {control.scope_id}"
+        if control.allowed_products is not None and product not in control.allowed_products:
+            return "product_not_allowed", f"{product} is not allowed for this {where}"
+        if control.allowed_station_ids is not None and station_id not in control.allowed_station_ids:
+            return "station_not_allowed", f"this station is not allowed for this {where}"
+        if control.allowed_network_ids is not None and network_id not in control.allowed_network_ids:
+            return "station_not_allowed", f"this station network is not allowed for this {where}"
+        if control.allowed_regions is not None and region not in control.allowed_regions:
+            return "region_not_allowed", f"region {region} is not allowed for this {where}"
+        if control.allowed_weekdays is not None and weekday not in control.allowed_weekdays:
+            return "day_not_allowed", f"purchases on {local_time:%A} are not allowed for this {where}"
+        if control.allowed_from_minute is not None and not _within_hours(
+            minute, control.allowed_from_minute, control.allowed_to_minute
+        ):
+            window = f"{_hhmm(control.allowed_from_minute)}-{_hhmm(control.allowed_to_minute)}"
+            return "time_not_allowed", f"purchases at {local_time:%H:%M} are outside {window} for this {where}"
+    return None
+
+
+def _within_hours(minute: int, start: int, end: int) -> bool:
+    if start <= end:
+        return start <= minute < end
+    return minute >= start or minute < end  # window crosses midnight
+
+
+def _hhmm(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"

@@ -1,0 +1,17 @@
+"""Formatting integer minor units and millilitres for people (reasons, receipts, CLI)."""
+
+from __future__ import annotations
+
+
+def format_money(amount_minor: int, currency: str = "RUB") -> str:
+    """12345678 -> '123 456.78 RUB' (thin grouping, never a float)."""
+    sign = "-" if amount_minor < 0 else ""
+    major, minor = divmod(abs(amount_minor), 100)
+    return f"{sign}{major:,}.{minor:02d} {currency}".replace(",", " ")
+
+
+def format_volume(volume_ml: int) -> str:
+    """40500 -> '40.50 l'."""
+    sign = "-" if volume_ml < 0 else ""
+    litres, millilitres = divmod(abs(volume_ml), 1000)
+    return f"{sign}{litres}.{millilitres // 10:02d} l"

@@ -1,0 +1,37 @@
+"""What one process shares between requests: settings, database, keys, clock, plug-ins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from processing.authorization.fraud_hook import FraudCheck, approve_all
+from processing.crypto import Keyring, keyring_for
+from processing.db.engine import create_engine, create_sessionmaker
+from processing.settings import Settings
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PlatformState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    keyring: Keyring
+    fraud_check: FraudCheck = approve_all
+    # Injected so tests can move time (hold expiry, token windows) without sleeping.
+    clock: Callable[[], datetime] = field(default=system_clock)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides) -> PlatformState:
+        engine = create_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
+        return cls(
+            settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine),
+            keyring=keyring_for(settings.master_key_bytes()), **overrides,
+        )

@@ -1,0 +1,121 @@
+"""Small factories that build a payable world through the real services."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import httpx
+
+from processing import tokens
+from processing.cards.service import enroll_device, issue_card
+from processing.db.engine import unit_of_work
+from processing.ledger.service import top_up
+from processing.orgs.service import create_company, create_driver, create_vehicle, root_unit
+from processing.products import Product
+from processing.state import PlatformState
+from processing.stations.service import create_network, create_station, create_terminal, set_price
+from processing.terminal_api.client import TerminalClient
+
+_sequence = itertools.count(1)
+
+DIESEL_PRICE_MINOR = 6_550  # 65.50 RUB per litre
+
+
+@dataclass
+class Phone:
+    """A driver's phone holding one enrolled card: makes tokens like the app does."""
+
+    dpan: str
+    device_key: bytes
+    enrollment_id: int
+    atc: int = 0
+
+    def token(self, now: datetime, *, unpredictable_number: bytes | None = None,
+              generated_at: int | None = None) -> str:
+        self.atc += 1
+        token = tokens.make_token(
+            self.device_key, dpan=self.dpan, atc=self.atc,
+            generated_at=int(now.timestamp()) if generated_at is None else generated_at,
+            unpredictable_number=unpredictable_number,
+        )
+        return tokens.encode_qr_payload(token)
+
+
+@dataclass
+class World:
+    company_id: int
+    root_unit_id: int
+    available_account_id: int
+    held_account_id: int
+    payable_account_id: int
+    card_id: int
+    pan: str
+    phone: Phone
+    station_id: int
+    network_id: int
+    terminal_code: str
+    terminal_key: bytes
+    vehicle_id: int | None
+    extra_phones: list[Phone] = field(default_factory=list)
+
+    def terminal(self, http: httpx.AsyncClient, clock) -> TerminalClient:
+        return TerminalClient(http, terminal_code=self.terminal_code, key=self.terminal_key,
+                              clock=clock.timestamp)
+
+
+async def make_world(
+    state: PlatformState, *, balance_minor: int = 1_000_000, credit_limit_minor: int = 0,
+    tank_capacity_ml: int | None = 60_000, diesel_price_minor: int = DIESEL_PRICE_MINOR,
+) -> World:
+    """A company with money, a driver with an enrolled card, a station selling diesel, a terminal."""
+    n = next(_sequence)
+    async with unit_of_work(state.sessionmaker) as session:
+        company = await create_company(session, name=f"Fleet {n}", credit_limit_minor=credit_limit_minor)
+        root = await root_unit(session, company.id)
+        driver = await create_driver(session, company_id=company.id, org_unit_id=root.id,
+                                     full_name="Ivan Petrov", phone=f"+7900000{n:04d}")
+        vehicle = None
+        if tank_capacity_ml is not None:
+            vehicle = await create_vehicle(session, company_id=company.id, org_unit_id=root.id,
+                                           plate=f"A{n:03d}AA77", tank_capacity_ml=tank_capacity_ml,
+                                           allowed_products=[Product.DIESEL])
+        issued = await issue_card(session, state.keyring, company_id=company.id, org_unit_id=root.id,
+                                  driver_id=driver.id, vehicle_id=vehicle.id if vehicle else None,
+                                  pan_prefix=state.settings.pan_prefix)
+        enrolled = await enroll_device(session, state.keyring, card_id=issued.card.id,
+                                       dpan_prefix=state.settings.dpan_prefix, device_label="test phone")
+        if balance_minor:
+            await top_up(session, company_id=company.id, amount_minor=balance_minor)
+        network = await create_network(session, name=f"Network {n}")
+        station = await create_station(session, network_id=network.id, code=f"ST{n:04d}",
+                                       name=f"Station {n}", region="RU-MOW", latitude=55.75, longitude=37.61)
+        await set_price(session, station_id=station.id, product=Product.DIESEL, price_minor=diesel_price_minor)
+        await set_price(session, station_id=station.id, product=Product.AI95, price_minor=5_890)
+        await set_price(session, station_id=station.id, product=Product.CAR_WASH, price_minor=50_000)
+        provisioned = await create_terminal(session, state.keyring, station_id=station.id, code=f"T{n:05d}")
+        return World(
+            company_id=company.id, root_unit_id=root.id,
+            available_account_id=company.available_account_id, held_account_id=company.held_account_id,
+            payable_account_id=network.payable_account_id, card_id=issued.card.id, pan=issued.pan,
+            phone=Phone(enrolled.dpan, enrolled.device_key, enrolled.enrollment.id),
+            station_id=station.id, network_id=network.id, terminal_code=provisioned.terminal.code,
+            terminal_key=provisioned.key, vehicle_id=vehicle.id if vehicle else None,
+        )
+
+
+_transaction_ids = itertools.count(1)
+
+
+def next_transaction_id() -> str:
+    return f"{next(_transaction_ids):06d}"
+
+
+def authorization_message(phone: Phone, now: datetime, *, amount_minor: int = 300_000,
+                          product: str = "diesel", transaction_id: str | None = None, **extra) -> dict:
+    return {
+        "terminal_transaction_id": transaction_id or next_transaction_id(),
+        "token": phone.token(now), "entry_mode": "qr", "product": product,
+        "amount_minor": amount_minor, "currency": "RUB", **extra,
+    }
