@@ -48,6 +48,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400:
+            # FastAPI's own 400: a body json.loads cannot read at all (not UTF-8, nested too
+            # deeply, an integer too long); the same refusal as any other unreadable body.
+            return _error(400, "malformed_json", "The request body could not be parsed as JSON "
+                          "(invalid encoding, nested too deeply or a number too long).")
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return _error(error.status_code, code, str(error.detail))
 

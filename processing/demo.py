@@ -18,10 +18,20 @@ from processing.db.engine import unit_of_work
 from processing.ledger.models import Account
 from processing.ledger.service import find_ledger_problems, top_up
 from processing.money import format_money, format_volume
-from processing.orgs.service import create_company, create_driver, create_vehicle, root_unit
+from processing.orgs.service import (
+    create_company,
+    create_driver,
+    create_vehicle,
+    root_unit,
+)
 from processing.products import Product
 from processing.state import PlatformState
-from processing.stations.service import create_network, create_station, create_terminal, set_price
+from processing.stations.service import (
+    create_network,
+    create_station,
+    create_terminal,
+    set_price,
+)
 from processing.terminal_api.client import TerminalClient
 
 DIESEL_PRICE_MINOR = 6_550  # 65.50 RUB per litre

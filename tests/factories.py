@@ -7,15 +7,27 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
+from sqlalchemy import select
 
 from processing import tokens
 from processing.cards.service import enroll_device, issue_card
 from processing.db.engine import unit_of_work
+from processing.db.models import metadata
 from processing.ledger.service import top_up
-from processing.orgs.service import create_company, create_driver, create_vehicle, root_unit
+from processing.orgs.service import (
+    create_company,
+    create_driver,
+    create_vehicle,
+    root_unit,
+)
 from processing.products import Product
 from processing.state import PlatformState
-from processing.stations.service import create_network, create_station, create_terminal, set_price
+from processing.stations.service import (
+    create_network,
+    create_station,
+    create_terminal,
+    set_price,
+)
 from processing.terminal_api.client import TerminalClient
 
 _sequence = itertools.count(1)
@@ -119,3 +131,26 @@ def authorization_message(phone: Phone, now: datetime, *, amount_minor: int = 30
         "token": phone.token(now), "entry_mode": "qr", "product": product,
         "amount_minor": amount_minor, "currency": "RUB", **extra,
     }
+
+
+async def extra_phones(state: PlatformState, world: World, how_many: int) -> list[Phone]:
+    """More cards of the world's company, each on its own phone (its own transaction counter)."""
+    phones = []
+    async with unit_of_work(state.sessionmaker) as session:
+        for _ in range(how_many):
+            issued = await issue_card(session, state.keyring, company_id=world.company_id,
+                                      org_unit_id=world.root_unit_id, pan_prefix=state.settings.pan_prefix)
+            enrolled = await enroll_device(session, state.keyring, card_id=issued.card.id,
+                                           dpan_prefix=state.settings.dpan_prefix)
+            phones.append(Phone(enrolled.dpan, enrolled.device_key, enrolled.enrollment.id))
+    return phones
+
+
+async def database_dump(state: PlatformState) -> dict:
+    """Every row of every table, in primary-key order: "nothing changed" means this is equal."""
+    async with unit_of_work(state.sessionmaker) as session:
+        dump = {}
+        for table in metadata.sorted_tables:
+            statement = select(table).order_by(*table.primary_key.columns)
+            dump[table.name] = [tuple(row) for row in (await session.execute(statement)).all()]
+        return dump

@@ -21,10 +21,18 @@ from processing.authorization import idempotency
 from processing.authorization.codes import ResponseCode
 from processing.authorization.errors import TransactionIdReused
 from processing.authorization.fraud_hook import FraudCheck, FraudContext, FraudVerdict
-from processing.authorization.models import Authorization, AuthorizationStatus, MessageType
+from processing.authorization.models import (
+    Authorization,
+    AuthorizationStatus,
+    MessageType,
+)
 from processing.authorization.schemas import AuthorizationAnswer, AuthorizationRequest
 from processing.cards.models import Card, CardStatus, DeviceEnrollment, EnrollmentStatus
-from processing.cards.service import DEVICE_KEY_PURPOSE, DPAN_PURPOSE, masked_card_number
+from processing.cards.service import (
+    DEVICE_KEY_PURPOSE,
+    DPAN_PURPOSE,
+    masked_card_number,
+)
 from processing.crypto import Keyring
 from processing.ledger.models import Account, EntryKind
 from processing.ledger.service import post_entry
@@ -39,9 +47,14 @@ from processing.limits.service import (
 )
 from processing.money import format_money, format_volume
 from processing.orgs.models import Company, CompanyStatus, OrgUnit, Vehicle
-from processing.products import TANK_PRODUCTS, VOLUME_PRODUCTS
+from processing.products import FUELS, TANK_PRODUCTS, VOLUME_PRODUCTS
 from processing.settings import Settings
-from processing.stations.models import Station, StationNetwork, StationProduct, Terminal, TerminalStatus
+from processing.stations.models import (
+    Station,
+    StationProduct,
+    Terminal,
+    TerminalStatus,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +245,8 @@ async def _decide(
         raise _decline("station", ResponseCode.NOT_PERMITTED, "product_not_sold",
                        f"this station has no posted {card.company_currency} price for {product}")
     facts.unit_price_minor = station.price_minor
-    if card.vehicle_products and product not in card.vehicle_products:
+    # The vehicle's fuels restrict fuels only: a car wash or shop goods fit any vehicle.
+    if card.vehicle_products and product in FUELS and product not in card.vehicle_products:
         raise _decline("vehicle", ResponseCode.NOT_PERMITTED, "product_not_allowed",
                        f"the vehicle does not run on {product}")
 

@@ -46,7 +46,7 @@ from processing.authorization.schemas import (
 from processing.cards.models import Card
 from processing.ledger.models import EntryKind
 from processing.ledger.service import post_entry
-from processing.limits.service import adjust_counters, scopes_for_card
+from processing.limits.service import adjust_counters, lock_counters, scopes_for_card
 from processing.money import format_money, format_volume
 from processing.orgs.models import Company, OrgUnit
 from processing.products import VOLUME_PRODUCTS
@@ -193,10 +193,9 @@ def _local_day(company: Company, now: datetime):
 
 async def _release(
     session: AsyncSession, authorization: Authorization, *, source: ReversalSource, reason: str,
-    now: datetime,
+    now: datetime, company: Company, scopes: list,
 ) -> None:
     """Give the whole hold back to the company and take it off the limit counters."""
-    company, scopes, _ = await _accounts_and_scopes(session, authorization)
     await adjust_counters(
         session, scopes, counted_on=authorization.counted_on, now_local_day=_local_day(company, now),
         amount_minor=-authorization.approved_amount_minor,
@@ -256,7 +255,9 @@ async def reverse(
         raise AuthorizationCompleted()
     elif authorization.status == AuthorizationStatus.APPROVED:
         released = authorization.approved_amount_minor
-        await _release(session, authorization, source=ReversalSource.TERMINAL, reason=request.reason, now=now)
+        company, scopes, _ = await _accounts_and_scopes(session, authorization)
+        await _release(session, authorization, source=ReversalSource.TERMINAL, reason=request.reason,
+                       now=now, company=company, scopes=scopes)
         status, words = AuthorizationStatus.REVERSED.value, f"released {format_money(released, authorization.currency)}"
     else:
         status = authorization.status
@@ -286,9 +287,22 @@ async def expire_stale_holds(session: AsyncSession, *, now: datetime, batch_size
             .with_for_update(skip_locked=True)
         )
     ).scalars().all()
+    # One batch touches several cards: lock all of a company's counters first, in the one
+    # sorted order, as an authorization does. Locking them card by card would hold the shared
+    # unit counters while waiting for a card's, the reverse of an authorization: a deadlock.
+    by_company: dict[int, list] = {}
     for authorization in stale:
-        await _release(session, authorization, source=ReversalSource.EXPIRY,
-                       reason="no completion before the hold expired", now=now)
+        company, scopes, _ = await _accounts_and_scopes(session, authorization)
+        by_company.setdefault(company.id, []).append((authorization, company, scopes))
+    for company_id in sorted(by_company):
+        holds = by_company[company_id]
+        company = holds[0][1]
+        all_scopes = sorted({scope for _, _, scopes in holds for scope in scopes})
+        await lock_counters(session, all_scopes, _local_day(company, now))
+        for authorization, company, scopes in holds:
+            await _release(session, authorization, source=ReversalSource.EXPIRY,
+                           reason="no completion before the hold expired", now=now,
+                           company=company, scopes=scopes)
     if stale:
         logger.info("expired %d stale holds", len(stale))
     return len(stale)

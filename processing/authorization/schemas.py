@@ -43,7 +43,7 @@ class AuthorizationRequest(_Message):
         description="The most the pump may dispense, in kopecks (the hold)."
     )
     currency: str = Field(default="RUB", pattern=r"^[A-Z]{3}$")
-    partial_approval_allowed: bool = Field(
+    partial_approval_allowed: Annotated[bool, Strict()] = Field(
         default=False,
         description="The pump can be preset to a smaller amount: approve what limits and funds allow (code 10).",
     )
@@ -64,7 +64,8 @@ class CompletionRequest(_Message):
 
 
 class ReversalRequest(_Message):
-    reason: str = Field(default="reversed by terminal", max_length=200)
+    # Stored with the release: no control characters (PostgreSQL refuses a NUL in text).
+    reason: str = Field(default="reversed by terminal", max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 
 class AuthorizationAnswer(BaseModel):

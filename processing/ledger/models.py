@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from processing.db.base import Base, BigIntId, IdPK, utc_now
@@ -25,6 +25,11 @@ class AccountKind(StrEnum):
 
 class Account(Base):
     __tablename__ = "accounts"
+    __table_args__ = (
+        # One funding (contra) account per currency.
+        Index("uq_accounts_funding_currency", "currency", unique=True,
+              sqlite_where=text("kind = 'funding'"), postgresql_where=text("kind = 'funding'")),
+    )
 
     id: Mapped[IdPK]
     kind: Mapped[str] = mapped_column(String(32))

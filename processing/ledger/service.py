@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from processing.errors import ProcessingError
-from processing.ledger.models import Account, AccountKind, EntryKind, JournalEntry, JournalLine
+from processing.errors import NotFound, ProcessingError
+from processing.ledger.models import (
+    Account,
+    AccountKind,
+    EntryKind,
+    JournalEntry,
+    JournalLine,
+)
 from processing.orgs.models import Company
 
 
@@ -21,6 +28,10 @@ class UnbalancedEntry(ProcessingError):
 class InvalidAmount(ProcessingError):
     status_code = 422
     code = "invalid_amount"
+
+
+class CompanyNotFound(NotFound):
+    code = "company_not_found"
 
 
 async def create_account(
@@ -71,20 +82,33 @@ async def post_entry(
     return entry_id
 
 
-async def funding_account_id(session: AsyncSession, currency: str) -> int:
-    """The contra account for money entering the platform in ``currency`` (created on first use)."""
-    account_id = (
+async def _find_funding_account(session: AsyncSession, currency: str) -> int | None:
+    return (
         await session.execute(
             select(Account.id).where(Account.kind == AccountKind.FUNDING, Account.currency == currency)
+            .order_by(Account.id).limit(1)
         )
     ).scalar_one_or_none()
-    if account_id is None:
-        account_id = (
-            await create_account(
-                session, kind=AccountKind.FUNDING, name=f"Incoming funds {currency}", currency=currency
-            )
-        ).id
-    return account_id
+
+
+async def funding_account_id(session: AsyncSession, currency: str) -> int:
+    """The contra account for money entering the platform in ``currency`` (created on first use)."""
+    account_id = await _find_funding_account(session, currency)
+    if account_id is not None:
+        return account_id
+    if session.bind.dialect.name == "postgresql":
+        # Two first top-ups at once would each create one (nothing unique stops them) and every
+        # later look-up would find two. The lock makes the second wait for the first's commit and
+        # then find its account; SQLite's BEGIN IMMEDIATE already serialises the two.
+        lock_key = zlib.crc32(f"funding account {currency}".encode())
+        await session.execute(select(func.pg_advisory_xact_lock(lock_key)))
+        account_id = await _find_funding_account(session, currency)
+        if account_id is not None:
+            return account_id
+    account = await create_account(
+        session, kind=AccountKind.FUNDING, name=f"Incoming funds {currency}", currency=currency
+    )
+    return account.id
 
 
 async def top_up(
@@ -94,6 +118,8 @@ async def top_up(
     if amount_minor <= 0:
         raise InvalidAmount("a top-up must be a positive amount")
     company = await session.get(Company, company_id)
+    if company is None:
+        raise CompanyNotFound(f"company {company_id} does not exist")
     funding_id = await funding_account_id(session, company.currency)
     return await post_entry(
         session, kind=EntryKind.TOP_UP, company_id=company_id, description=description,

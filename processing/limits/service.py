@@ -108,6 +108,11 @@ async def set_controls(
     for minute in (allowed_from_minute, allowed_to_minute):
         if minute is not None and not 0 <= minute <= 24 * 60:
             raise InvalidLimit("hours are minutes after midnight, 0..1440")
+    if allowed_from_minute is not None and (
+        allowed_from_minute == allowed_to_minute or (allowed_from_minute, allowed_to_minute) == (24 * 60, 0)
+    ):
+        # 08:00-08:00 would silently block the card all day; the whole day is 0-1440.
+        raise InvalidLimit("an hours window cannot start where it ends; the whole day is 0..1440")
     if allowed_weekdays is not None and not set(allowed_weekdays) <= set(range(1, 8)):
         raise InvalidLimit("weekdays are ISO numbers 1 (Monday) to 7 (Sunday)")
     values = {

@@ -93,18 +93,25 @@ async def authenticate_terminal(
     signature = request.headers.get(SIGNATURE_HEADER)
     if not code or not timestamp or not signature:
         raise MissingSignature()
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    # isdigit alone also accepts digits int() cannot read, such as "²" (a 500, not a 401).
+    if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         raise StaleTimestamp(f"{TIMESTAMP_HEADER} must be Unix seconds")
     if abs(now - int(timestamp)) > max_age_seconds:
         raise StaleTimestamp(
             f"the request was signed {int(now) - int(timestamp)} s from the host's time; "
             f"at most {max_age_seconds} s is accepted"
         )
-    credentials = await directory.credentials(code)
+    # A NUL or other control character can be in no terminal code, and PostgreSQL refuses a
+    # NUL in a text parameter outright (a 500), so such a code is unknown without a look-up.
+    credentials = await directory.credentials(code) if code.isprintable() else None
     if credentials is None:
         raise UnknownTerminal()
     body = await request.body()
-    path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    # The path as sent, still percent-encoded: what the terminal signed. request.url.path is
+    # decoded, so a correctly signed request with an escaped character would not verify.
+    raw_path = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else request.url.path
+    path += f"?{request.url.query}" if request.url.query else ""
     if not signature_matches(credentials.key, signature, method=request.method, path=path,
                              timestamp=timestamp, body=body):
         raise BadSignature()

@@ -10,7 +10,12 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from processing.terminal_api.signing import SIGNATURE_HEADER, TERMINAL_HEADER, TIMESTAMP_HEADER, sign
+from processing.terminal_api.signing import (
+    SIGNATURE_HEADER,
+    TERMINAL_HEADER,
+    TIMESTAMP_HEADER,
+    sign,
+)
 
 
 @dataclass(frozen=True)
@@ -33,10 +38,12 @@ class TerminalClient:
 
     def signed_headers(self, method: str, path: str, body: bytes) -> dict[str, str]:
         timestamp = str(int(self._clock()))
+        # Sign the path as httpx puts it on the wire (percent-encoded), which the host verifies.
+        sent_path = httpx.URL(path).raw_path.decode("ascii")
         return {
             TERMINAL_HEADER: self.terminal_code,
             TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: sign(self._key, method=method, path=path, timestamp=timestamp, body=body),
+            SIGNATURE_HEADER: sign(self._key, method=method, path=sent_path, timestamp=timestamp, body=body),
             "Content-Type": "application/json",
         }
 

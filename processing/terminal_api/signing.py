@@ -1,5 +1,6 @@
-"""How a terminal signs a request: HMAC-SHA256 with its own key over method, path,
-timestamp and the SHA-256 of the body. Shared by the host and the reference client."""
+"""How a terminal signs a request: HMAC-SHA256 with its own key over method, path (as sent on
+the request line: percent-encoded, with the query string), timestamp and the SHA-256 of the
+body. Shared by the host and the reference client."""
 
 from __future__ import annotations
 
