@@ -34,6 +34,7 @@ from processing.authorization.models import (
     MessageType,
     Reversal,
     ReversalSource,
+    TerminalMessage,
 )
 from processing.authorization.schemas import (
     AuthorizationAnswer,
@@ -319,6 +320,18 @@ async def transaction_status(
         )
     ).scalar_one_or_none()
     if authorization is None:
+        voided = await session.scalar(
+            select(TerminalMessage.id).where(
+                TerminalMessage.terminal_id == terminal.id,
+                TerminalMessage.terminal_transaction_id == transaction_id,
+                TerminalMessage.message_type == MessageType.AUTHORIZE,
+                TerminalMessage.request_digest.is_(None),
+            )
+        )
+        if voided is not None:
+            raise AuthorizationNotFound(
+                "No authorization: the terminal reversed this id before one arrived, so none will be held."
+            )
         raise AuthorizationNotFound()
     return TransactionStatus(
         terminal_transaction_id=transaction_id, authorization_id=authorization.id,

@@ -152,6 +152,7 @@ async def test_reversal_before_its_authorization_voids_the_transaction_id(state,
         "voided", None, 0)
     status = await terminal.status(transaction_id)
     assert (status.status_code, status.body["error"]) == (404, "authorization_not_found")
+    assert "reversed this id before" in status.body["detail"]
 
     late = await terminal.authorize(**message)
 
