@@ -31,7 +31,9 @@ def _error(status_code: int, code: str, detail: str, **extra) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProcessingError)
     async def _processing_error(request: Request, error: ProcessingError) -> JSONResponse:
-        return JSONResponse(error.body(), status_code=error.status_code)
+        # An error may carry headers (WWW-Authenticate on a 401, Retry-After on a 429).
+        return JSONResponse(error.body(), status_code=error.status_code,
+                            headers=getattr(error, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:

@@ -61,7 +61,7 @@ def create_app(settings: Settings | None = None, *, state: PlatformState | None 
         description="Virtual fuel cards, one-time payment tokens, authorization host.",
     )
     app.state.platform = state
-    app.state.terminal_directory = TerminalDirectory(state.sessionmaker, state.keyring)
+    app.state.terminal_directory = TerminalDirectory(state.readonly_sessionmaker, state.keyring)
     install_error_handlers(app)
 
     @app.get("/health", tags=["ops"], summary="Liveness")

@@ -29,6 +29,14 @@ app.add_typer(holds_app, name="holds")
 app.add_typer(ledger_app, name="ledger")
 console = Console()
 
+
+def _add_plugin_commands() -> None:
+    """Sub-commands of the edges (e.g. `fuelcard phone`), registered as `fuelcard.cli` entry points."""
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group="fuelcard.cli"):
+        app.add_typer(entry_point.load(), name=entry_point.name)
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -175,3 +183,6 @@ def ledger_check() -> None:
     if problems:
         sys.exit(1)
     console.print("ledger consistent")
+
+
+_add_plugin_commands()

@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     completion_price_tolerance_minor: int = Field(default=100, ge=0)
     completion_price_tolerance_percent: float = Field(default=1.0, ge=0, le=10)
 
+    # Sign-in (drivers, later the cabinet and the fraud console): short-lived JWT access tokens,
+    # rotating refresh tokens, and a lock-out after consecutive wrong passwords.
+    access_token_seconds: int = Field(default=900, ge=60, le=86_400)
+    refresh_token_days: int = Field(default=30, ge=1, le=365)
+    login_max_failures: int = Field(default=5, ge=1, le=100)
+    login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
+
     pan_prefix: str = Field(default="700512", pattern=r"^7\d{5,9}$")
     dpan_prefix: str = Field(default="700590", pattern=r"^7\d{5,9}$")
     auto_migrate: bool = True

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+import processing.db.models  # noqa: F401 - every mapper known before the first query
 from processing.authorization.fraud_hook import FraudCheck, approve_all
 from processing.crypto import Keyring, keyring_for
 from processing.db.engine import create_engine, create_sessionmaker
@@ -24,6 +25,8 @@ class PlatformState:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     keyring: Keyring
+    # For requests that only read: on SQLite they then do not queue behind writers.
+    readonly_sessionmaker: async_sessionmaker[AsyncSession]
     fraud_check: FraudCheck = approve_all
     # Injected so tests can move time (hold expiry, token windows) without sleeping.
     clock: Callable[[], datetime] = field(default=system_clock)
@@ -33,5 +36,6 @@ class PlatformState:
         engine = create_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
         return cls(
             settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine),
+            readonly_sessionmaker=create_sessionmaker(engine, read_only=True),
             keyring=keyring_for(settings.master_key_bytes()), **overrides,
         )

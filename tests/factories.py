@@ -10,9 +10,11 @@ import httpx
 from sqlalchemy import select
 
 from processing import tokens
+from processing.cards.models import Card
 from processing.cards.service import enroll_device, issue_card
 from processing.db.engine import unit_of_work
 from processing.db.models import metadata
+from processing.identity.service import create_driver_login
 from processing.ledger.service import top_up
 from processing.orgs.service import (
     create_company,
@@ -125,10 +127,11 @@ def next_transaction_id() -> str:
 
 
 def authorization_message(phone: Phone, now: datetime, *, amount_minor: int = 300_000,
-                          product: str = "diesel", transaction_id: str | None = None, **extra) -> dict:
+                          product: str = "diesel", transaction_id: str | None = None,
+                          generated_at: int | None = None, **extra) -> dict:
     return {
         "terminal_transaction_id": transaction_id or next_transaction_id(),
-        "token": phone.token(now), "entry_mode": "qr", "product": product,
+        "token": phone.token(now, generated_at=generated_at), "entry_mode": "qr", "product": product,
         "amount_minor": amount_minor, "currency": "RUB", **extra,
     }
 
@@ -144,6 +147,31 @@ async def extra_phones(state: PlatformState, world: World, how_many: int) -> lis
                                            dpan_prefix=state.settings.dpan_prefix)
             phones.append(Phone(enrolled.dpan, enrolled.device_key, enrolled.enrollment.id))
     return phones
+
+
+DRIVER_PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class DriverCredentials:
+    """What the driver of a World types into the app to sign in."""
+
+    phone: str
+    password: str
+    user_id: int
+    driver_id: int
+
+    def login_body(self, device_name: str | None = "test phone") -> dict:
+        return {"phone": self.phone, "password": self.password, "device_name": device_name}
+
+
+async def give_driver_login(state: PlatformState, world: World, *,
+                            password: str = DRIVER_PASSWORD) -> DriverCredentials:
+    """A login (phone + password) for the driver of the world's card, through the identity service."""
+    async with unit_of_work(state.sessionmaker) as session:
+        driver_id = (await session.execute(select(Card.driver_id).where(Card.id == world.card_id))).scalar_one()
+        user = await create_driver_login(session, driver_id=driver_id, password=password)
+        return DriverCredentials(phone=user.login, password=password, user_id=user.id, driver_id=driver_id)
 
 
 async def database_dump(state: PlatformState) -> dict:

@@ -91,6 +91,7 @@ class _Facts:
     station_id: int
     company_id: int | None = None
     card_id: int | None = None
+    driver_id: int | None = None
     enrollment_id: int | None = None
     masked_card: str | None = None
     token_atc: int | None = None
@@ -166,6 +167,7 @@ class _CardRow:
     enrollment_status: str
     device_key_encrypted: bytes
     card_id: int
+    driver_id: int | None
     card_status: str
     pan_first6: str
     pan_last4: str
@@ -185,7 +187,7 @@ async def _load_card(session: AsyncSession, dpan_hash: bytes) -> _CardRow | None
         await session.execute(
             select(
                 DeviceEnrollment.id, DeviceEnrollment.status, DeviceEnrollment.device_key_encrypted,
-                Card.id, Card.status, Card.pan_first6, Card.pan_last4,
+                Card.id, Card.driver_id, Card.status, Card.pan_first6, Card.pan_last4,
                 Company.id, Company.status, Company.currency, Company.timezone,
                 Company.available_account_id, Company.held_account_id,
                 OrgUnit.path, Vehicle.tank_capacity_ml, Vehicle.allowed_products,
@@ -325,6 +327,7 @@ async def _check_token(
         raise _decline("token", ResponseCode.INVALID_CARD, "unknown_token",
                        "the token number belongs to no card")
     facts.company_id, facts.card_id, facts.enrollment_id = card.company_id, card.card_id, card.enrollment_id
+    facts.driver_id = card.driver_id
     facts.masked_card = masked_card_number(card.pan_first6, card.pan_last4)
     if card.enrollment_status != EnrollmentStatus.ACTIVE:
         raise _decline("enrollment", ResponseCode.INVALID_CARD, "enrollment_revoked",
@@ -487,7 +490,8 @@ def _common_values(facts: _Facts, *, terminal: TerminalIdentity, request: Author
     return {
         "terminal_id": terminal.id, "terminal_transaction_id": request.terminal_transaction_id,
         "station_id": facts.station_id, "company_id": facts.company_id, "card_id": facts.card_id,
-        "enrollment_id": facts.enrollment_id, "entry_mode": request.entry_mode,
+        "driver_id": facts.driver_id, "enrollment_id": facts.enrollment_id,
+        "entry_mode": request.entry_mode,
         "product": request.product.value, "currency": request.currency,
         "requested_amount_minor": request.amount_minor, "unit_price_minor": facts.unit_price_minor,
         "token_atc": facts.token_atc, "clock_skew_seconds": facts.clock_skew_seconds,

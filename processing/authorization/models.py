@@ -31,6 +31,8 @@ class Authorization(Base):
     # Unknown when the token could not be tied to a card.
     company_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("companies.id"), index=True)
     card_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("cards.id"), index=True)
+    # The driver the card was bound to at the time: a card re-bound later keeps its history apart.
+    driver_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("drivers.id"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("device_enrollments.id"))
     entry_mode: Mapped[str] = mapped_column(String(8))  # nfc | qr
     product: Mapped[str] = mapped_column(String(16))

@@ -8,6 +8,7 @@ from processing.authorization.models import (  # noqa: F401
 )
 from processing.cards.models import Card, DeviceEnrollment  # noqa: F401
 from processing.db.base import Base
+from processing.identity.models import AuthSession, RefreshToken  # noqa: F401
 from processing.ledger.models import Account, JournalEntry, JournalLine  # noqa: F401
 from processing.limits.models import Limit, LimitCounter, SpendingControl  # noqa: F401
 from processing.orgs.models import Company, Driver, OrgUnit, User, Vehicle  # noqa: F401

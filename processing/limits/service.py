@@ -25,7 +25,7 @@ from processing.limits.models import (
     SpendingControl,
 )
 from processing.orgs.models import path_ids
-from processing.products import Product
+from processing.products import FUELS, Product
 
 Scope = tuple[str, int]  # (ScopeKind, id)
 
@@ -306,3 +306,72 @@ def _within_hours(minute: int, start: int, end: int) -> bool:
 
 def _hhmm(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+# --- views -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLimit:
+    """One limit that applies to a card, where it comes from and what is left of it now."""
+
+    scope_kind: str
+    scope_id: int
+    metric: str
+    period: str
+    max_value: int
+    used: int
+    remaining: int
+
+
+async def effective_limits(
+    session: AsyncSession, *, card_id: int, org_unit_path: str, local_day: date
+) -> list[EffectiveLimit]:
+    """Every limit on the card and the units above it, with what the current periods used.
+
+    Reads the counters without locking them: a view, not a decision.
+    """
+    scopes = scopes_for_card(card_id, org_unit_path)
+    limits, _ = await load_rules(session, scopes)
+    starts = period_starts(local_day)
+    rows = await session.execute(
+        select(LimitCounter.scope_kind, LimitCounter.scope_id, LimitCounter.period,
+               LimitCounter.period_start, LimitCounter.amount_minor, LimitCounter.volume_ml,
+               LimitCounter.count)
+        .where(_scope_filter((LimitCounter.scope_kind, LimitCounter.scope_id), scopes))
+    )
+    current = {
+        (row.scope_kind, row.scope_id, row.period): {
+            LimitMetric.AMOUNT: row.amount_minor, LimitMetric.VOLUME: row.volume_ml, LimitMetric.COUNT: row.count,
+        }
+        for row in rows if row.period_start == starts[row.period]
+    }
+    order = {scope: position for position, scope in enumerate(scopes)}
+    period_order = {period.value: position for position, period in enumerate(LimitPeriod)}
+    views = []
+    def position(rule: LimitRule) -> tuple:
+        return order[(rule.scope_kind, rule.scope_id)], rule.metric, period_order[rule.period]
+
+    for limit in sorted(limits, key=position):
+        used = 0
+        if limit.period != LimitPeriod.TRANSACTION:
+            used = current.get((limit.scope_kind, limit.scope_id, limit.period), {}).get(limit.metric, 0)
+        views.append(EffectiveLimit(
+            scope_kind=limit.scope_kind, scope_id=limit.scope_id, metric=limit.metric,
+            period=limit.period, max_value=limit.max_value, used=used,
+            remaining=max(limit.max_value - used, 0),
+        ))
+    return views
+
+
+async def allowed_products(
+    session: AsyncSession, *, card_id: int, org_unit_path: str, vehicle_products: Sequence[str] | None
+) -> list[str]:
+    """Products the card may buy: every scope's product control, and the vehicle's fuels."""
+    _, controls = await load_rules(session, scopes_for_card(card_id, org_unit_path))
+    allowed = [product.value for product in Product]
+    for control in controls:
+        if control.allowed_products is not None:
+            allowed = [product for product in allowed if product in control.allowed_products]
+    if vehicle_products:
+        allowed = [p for p in allowed if p not in FUELS or p in vehicle_products]
+    return allowed

@@ -84,5 +84,5 @@ async def reverse(terminal_transaction_id: TransactionIdPath, message: ReversalR
             summary="Where a transaction stands (for a terminal that lost an answer)")
 async def status(terminal_transaction_id: TransactionIdPath, terminal: TerminalDep,
                  state: StateDep) -> TransactionStatus:
-    async with unit_of_work(state.sessionmaker) as session:
+    async with unit_of_work(state.readonly_sessionmaker) as session:
         return await lifecycle.transaction_status(session, terminal=terminal, transaction_id=terminal_transaction_id)

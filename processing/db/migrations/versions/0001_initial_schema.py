@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 20:47:50.825950
+Create Date: 2026-11-22 21:29:06.762604
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import processing.db.base
+
 
 revision = '0001'
 down_revision = None
@@ -159,6 +160,8 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=32), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('created_at', processing.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('failed_login_count', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('locked_until', processing.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_users_company_id_companies')),
     sa.ForeignKeyConstraint(['org_unit_id'], ['org_units.id'], name=op.f('fk_users_org_unit_id_org_units')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
@@ -182,6 +185,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('vehicles', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_vehicles_company_id'), ['company_id'], unique=False)
+
+    op.create_table('auth_sessions',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('audience', sa.String(length=32), nullable=False),
+    sa.Column('device_name', sa.String(length=100), nullable=True),
+    sa.Column('created_at', processing.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revoked_at', processing.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoke_reason', sa.String(length=32), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_auth_sessions_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_auth_sessions'))
+    )
+    with op.batch_alter_table('auth_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_auth_sessions_user_id'), ['user_id'], unique=False)
 
     op.create_table('drivers',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
@@ -240,6 +257,20 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_cards_driver_id'), ['driver_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_cards_org_unit_id'), ['org_unit_id'], unique=False)
 
+    op.create_table('refresh_tokens',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('session_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('token_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('issued_at', processing.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', processing.db.base.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', processing.db.base.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['session_id'], ['auth_sessions.id'], name=op.f('fk_refresh_tokens_session_id_auth_sessions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_refresh_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_refresh_tokens_token_hash'))
+    )
+    with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_refresh_tokens_session_id'), ['session_id'], unique=False)
+
     op.create_table('device_enrollments',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('card_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -267,6 +298,7 @@ def upgrade() -> None:
     sa.Column('station_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('company_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('card_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('driver_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('enrollment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('entry_mode', sa.String(length=8), nullable=False),
     sa.Column('product', sa.String(length=16), nullable=False),
@@ -291,6 +323,7 @@ def upgrade() -> None:
     sa.Column('closed_at', processing.db.base.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['card_id'], ['cards.id'], name=op.f('fk_authorizations_card_id_cards')),
     sa.ForeignKeyConstraint(['company_id'], ['companies.id'], name=op.f('fk_authorizations_company_id_companies')),
+    sa.ForeignKeyConstraint(['driver_id'], ['drivers.id'], name=op.f('fk_authorizations_driver_id_drivers')),
     sa.ForeignKeyConstraint(['enrollment_id'], ['device_enrollments.id'], name=op.f('fk_authorizations_enrollment_id_device_enrollments')),
     sa.ForeignKeyConstraint(['station_id'], ['stations.id'], name=op.f('fk_authorizations_station_id_stations')),
     sa.ForeignKeyConstraint(['terminal_id'], ['terminals.id'], name=op.f('fk_authorizations_terminal_id_terminals')),
@@ -300,6 +333,7 @@ def upgrade() -> None:
     with op.batch_alter_table('authorizations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_authorizations_card_id'), ['card_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_authorizations_company_id'), ['company_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_authorizations_driver_id'), ['driver_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_authorizations_hold_expires_at'), ['hold_expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_authorizations_status'), ['status'], unique=False)
 
@@ -372,6 +406,7 @@ def downgrade() -> None:
     with op.batch_alter_table('authorizations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_authorizations_status'))
         batch_op.drop_index(batch_op.f('ix_authorizations_hold_expires_at'))
+        batch_op.drop_index(batch_op.f('ix_authorizations_driver_id'))
         batch_op.drop_index(batch_op.f('ix_authorizations_company_id'))
         batch_op.drop_index(batch_op.f('ix_authorizations_card_id'))
 
@@ -380,6 +415,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_device_enrollments_card_id'))
 
     op.drop_table('device_enrollments')
+    with op.batch_alter_table('refresh_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_refresh_tokens_session_id'))
+
+    op.drop_table('refresh_tokens')
     with op.batch_alter_table('cards', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cards_org_unit_id'))
         batch_op.drop_index(batch_op.f('ix_cards_driver_id'))
@@ -392,6 +431,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_drivers_company_id'))
 
     op.drop_table('drivers')
+    with op.batch_alter_table('auth_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_auth_sessions_user_id'))
+
+    op.drop_table('auth_sessions')
     with op.batch_alter_table('vehicles', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_vehicles_company_id'))
 
