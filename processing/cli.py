@@ -14,6 +14,7 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from processing.db.engine import unit_of_work
 from processing.db.migrate import upgrade
@@ -62,8 +63,6 @@ def db_upgrade(revision: str = typer.Argument("head", help="Target revision.")) 
 
 
 def _describe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     return make_url(url).render_as_string(hide_password=True)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
@@ -39,6 +39,7 @@ from processing.ledger.service import post_entry
 from processing.limits.models import LimitMetric, LimitPeriod, ScopeKind
 from processing.limits.service import (
     CounterState,
+    LimitRule,
     add_to_counters,
     controls_refusal,
     load_rules,
@@ -210,7 +211,7 @@ class _Approval:
     counters: list[CounterState]
     available_account_id: int
     held_account_id: int
-    local_day: object
+    local_day: date
     fraud_verdict: str
     fraud_reason: str
 
@@ -388,7 +389,8 @@ def _volume_for(amount_minor: int, product: str, price_minor: int) -> int:
 
 
 def _fit_to_limits(
-    request: AuthorizationRequest, card: _CardRow, station: _StationRow, limits, counters,
+    request: AuthorizationRequest, card: _CardRow, station: _StationRow, limits: list[LimitRule],
+    counters: list[CounterState],
 ) -> tuple[int, Decline | None]:
     """The most the limits and the tank allow (at most the request), and the check that bound it."""
     product = request.product.value
