@@ -60,13 +60,16 @@ class StationTerminal:
     def __init__(self, *, config: StationConfig, client: TerminalClient, sequence: TransactionSequence,
                  host_attempts: int = 5, backoff_seconds: float = 0.5,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 pace_dispensing: bool = True):
+                 pace_dispensing: bool = True, dispense_speed: float = 1.0):
         self.config = config
         self.client = client
         self.host = HostLink(client, attempts=host_attempts, backoff_seconds=backoff_seconds, sleep=sleep)
         self.sequence = sequence
         self._sleep = sleep
         self._pace_dispensing = pace_dispensing
+        # A demo may run the pump faster than life; backoff towards the host is never sped up.
+        self._dispense_speed = max(dispense_speed, 0.001)
+        self._owned_http: httpx.AsyncClient | None = None
 
     @classmethod
     def connect(cls, *, config: StationConfig, host_url: str, terminal_code: str, key: bytes,
@@ -74,7 +77,17 @@ class StationTerminal:
                 **options) -> StationTerminal:
         http = httpx.AsyncClient(base_url=host_url.rstrip("/"), timeout=timeout_seconds)
         client = TerminalClient(http, terminal_code=terminal_code, key=key, clock=time.time)
-        return cls(config=config, client=client, sequence=sequence, **options)
+        terminal = cls(config=config, client=client, sequence=sequence, **options)
+        terminal._owned_http = http
+        return terminal
+
+    async def aclose(self) -> None:
+        if self._owned_http is not None:
+            await self._owned_http.aclose()
+            self._owned_http = None
+
+    async def _dispense_pause(self, seconds: float) -> None:
+        await self._sleep(seconds / self._dispense_speed)
 
     @property
     def terminal_code(self) -> str:
@@ -141,7 +154,7 @@ class StationTerminal:
         dispensed = await dispense(
             price_minor=host_price, authorized_minor=approved, flow_ml_per_second=self.config.flow_ml_per_second,
             tank_room_ml=request.tank_room_ml, on_progress=on_progress,
-            sleep=self._sleep if self._pace_dispensing else None,
+            sleep=self._dispense_pause if self._pace_dispensing else None,
         )
         say(f"pump stopped: {dispensed.stopped_because}")
         completion = await self.host.complete(transaction_id, amount_minor=dispensed.amount_minor,
