@@ -1,0 +1,1 @@
+"""How the station terminal reads a phone: the reader protocol and its implementations."""

@@ -1,0 +1,1 @@
+"""The station terminal: pump flow, host link, configuration and the `fuelcard terminal` CLI."""
