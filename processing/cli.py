@@ -99,11 +99,19 @@ def _demo_when_ready(base_url: str) -> None:
 
 
 async def _run_demo(base_url: str) -> bool:
+    """The core's demo (the terminal API by hand), then each edge's (`fuelcard.demos` entry
+    points, e.g. the station terminal paying by QR and NFC)."""
+    from importlib.metadata import entry_points
+
     from processing import demo as demo_module
 
     state = PlatformState.from_settings(get_settings())
     try:
-        return await demo_module.run(state, base_url, console)
+        ok = await demo_module.run(state, base_url, console)
+        for entry_point in entry_points(group="fuelcard.demos"):
+            console.rule(f"demo: {entry_point.name}")
+            ok = await entry_point.load()(state, base_url, console) and ok
+        return ok
     finally:
         await state.engine.dispose()
 
