@@ -15,13 +15,17 @@ from processing import tokens
 from processing.demo import DIESEL_PRICE_MINOR, DemoWorld, seed
 from processing.money import format_money
 from processing.state import PlatformState
+from terminal_sim.phone.card_emulation import PaymentApplet
 from terminal_sim.phone.qr import write_png
+from terminal_sim.phone.vpcd import VirtualCard
 from terminal_sim.readers.base import PhoneReader
+from terminal_sim.readers.pcsc import PcscReader
 from terminal_sim.readers.qr import QrImageReader
 from terminal_sim.terminal.config import StationConfig
 from terminal_sim.terminal.pump import SaleRequest, StationTerminal
 from terminal_sim.terminal.sequence import TransactionSequence
 
+VPCD_READER = "Virtual PCD 00 00"  # slot 0 of vsmartcard's vpcd driver (port 35963)
 DEMO_PUMP_SPEED = 25  # the pump runs 25x faster than life, so the demo takes seconds
 
 
@@ -48,7 +52,7 @@ async def _sale(console: Console, world: DemoWorld, base_url: str, home: Path, r
 
 
 async def run(state: PlatformState, base_url: str, console: Console) -> bool:
-    """Pay once by QR code (and by NFC when a reader stack is there)."""
+    """Pay once by QR code and once by NFC (PC/SC; skipped with the reason when pcscd is not there)."""
     world = await seed(state)
     with tempfile.TemporaryDirectory(prefix="fuelcard-pump-") as folder:
         home = Path(folder)
@@ -56,5 +60,31 @@ async def run(state: PlatformState, base_url: str, console: Console) -> bool:
                                   generated_at=int(datetime.now(UTC).timestamp()))
         picture = write_png(tokens.encode_qr_payload(token), home / "phone-screen.png")
         console.print(f"Phone shows its QR code ({picture.name}); the terminal's scanner reads it")
-        return await _sale(console, world, base_url, home, QrImageReader(picture), "QR payment",
-                           SaleRequest(pump=2, product="diesel", max_amount_minor=200_000, tank_room_ml=25_000))
+        paid_by_qr = await _sale(console, world, base_url, home, QrImageReader(picture), "QR payment",
+                                 SaleRequest(pump=2, product="diesel", max_amount_minor=200_000,
+                                             tank_room_ml=25_000))
+        paid_by_nfc = await _nfc_sale(console, world, base_url, home)
+    return paid_by_qr and paid_by_nfc
+
+
+async def _nfc_sale(console: Console, world: DemoWorld, base_url: str, home: Path) -> bool:
+    """The phone tapped on a PC/SC reader: pcscd's vpcd virtual reader, the phone as its card."""
+    counter = iter(range(20, 1_000))
+
+    def make_token(unpredictable_number: bytes) -> bytes:
+        token = tokens.make_token(world.device_key, dpan=world.dpan, atc=next(counter),
+                                  generated_at=int(datetime.now(UTC).timestamp()),
+                                  unpredictable_number=unpredictable_number)
+        return tokens.encode_tlv(token)
+
+    try:
+        phone = VirtualCard(PaymentApplet(make_token)).connect(timeout_seconds=2)
+    except ConnectionError as error:
+        console.print(f"[yellow]NFC payment skipped[/]: {error}")
+        return True
+    console.print("Phone tapped on the PC/SC reader (pcscd, vpcd virtual reader)")
+    try:
+        return await _sale(console, world, base_url, home, PcscReader(f"pcsc:{VPCD_READER}", timeout_seconds=15),
+                           "NFC payment", SaleRequest(pump=3, product="diesel", max_amount_minor=150_000))
+    finally:
+        phone.close()

@@ -19,7 +19,7 @@ from terminal_sim.phone.card_emulation import SW_FILE_NOT_FOUND, PaymentApplet
 from terminal_sim.readers.errors import BadAnswer, CardRemoved, NoCard, NoReader, UnknownApplication
 from terminal_sim.readers.pcsc import PcscReader, parse_device
 from tests.factories import database_dump, make_world, next_transaction_id
-from tests.terminal_sim.readers.conftest import DEVICE, phone_on_reader
+from tests.terminal_sim.conftest import DEVICE, phone_on_reader
 
 READ_TIMEOUT_SECONDS = 15.0
 
