@@ -43,6 +43,8 @@ DEFAULT_FWI = 10  # FWT of about 0.31 s: room for a thread on a busy machine to 
 DEFAULT_WTXM = 4
 LISTEN_SLICE_SECONDS = 0.5  # how often the listening thread looks at stop()
 IDLE_SECONDS = 3.0  # a reader that went silent without RFOFF is given up after this
+# A reader waits as long as the card keeps asking for time; a hung applet must not hold it forever.
+MAX_APPLET_SECONDS = 20.0
 
 ProcessApdu = Callable[[bytes], bytes]
 
@@ -169,12 +171,16 @@ class NfcPhone:
         pending = self._applet_runner.submit(self.process_apdu, apdu)
         # Ask for more time well before the reader's frame waiting time runs out.
         wait = self.frame_waiting_time / 2
+        give_up_at = time.monotonic() + MAX_APPLET_SECONDS
         while True:
             try:
                 response = pending.result(timeout=wait)
                 break
             except FutureTimeout:
-                pass
+                if time.monotonic() > give_up_at:
+                    logger.error("the payment applet did not answer %s in time", apdu[:4].hex())
+                    response = SW_NO_PRECISE_DIAGNOSIS
+                    break
             except Exception:  # noqa: BLE001 - an applet bug must not leave the reader hanging
                 logger.exception("the payment applet failed on %s", apdu[:4].hex())
                 response = SW_NO_PRECISE_DIAGNOSIS
