@@ -89,7 +89,26 @@ class NfcPhone:
             raise OSError(f"nfcpy cannot open {self.device!r}")
         self._thread = threading.Thread(target=self._run, args=(clf,), name="nfc-phone", daemon=True)
         self._thread.start()
+        if self.device.startswith("udp"):
+            self._wait_until_bound(clf)
         return self
+
+    def _wait_until_bound(self, clf: nfc.ContactlessFrontend, timeout: float = 2.0) -> None:
+        """Return once the udp driver holds the port, so a reader started next finds the phone.
+
+        A reader's first poll that comes before the bind is lost and costs it a second; nfcpy
+        offers no signal for "listening", so this looks at the driver's socket.
+        """
+        port = int(self.device.rsplit(":", 1)[1])
+        give_up_at = time.monotonic() + timeout
+        while time.monotonic() < give_up_at and self._thread.is_alive():
+            bound = getattr(clf.device, "socket", None)
+            try:
+                if bound is not None and bound.getsockname()[1] == port:
+                    return
+            except OSError:
+                pass  # the thread closed it between the two looks; it binds a new one
+            self._stop.wait(0.005)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop answering, close the device and wait for the thread; re-raise a crash of it."""
