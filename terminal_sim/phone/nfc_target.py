@@ -70,7 +70,7 @@ class NfcPhone:
         self.frame_waiting_time = isodep.frame_waiting_time(fwi)
         self.ats = isodep.build_ats(fsci=fsci, fwi=fwi)
         self.uid = uid or bytes([HCE_RANDOM_UID_PREFIX]) + secrets.token_bytes(3)
-        # Every frame both ways, for tests and for the demo's trace: ("rx" | "tx", bytes).
+        # Every frame of the latest session, both ways: ("rx" | "tx", bytes), for tests and traces.
         self.frames: list[tuple[str, bytes]] = []
         self.sessions = 0
         self.failure: BaseException | None = None
@@ -159,7 +159,7 @@ class NfcPhone:
 
     def _serve(self, clf: nfc.ContactlessFrontend, first_command: bytes) -> None:
         """One activation: RATS/ATS, then ISO-DEP blocks until DESELECT or the field goes."""
-        self.frames.append(("rx", first_command))
+        self.frames = [("rx", first_command)]  # the trace of the latest session only
         rats = isodep.parse_rats(first_command)
         if rats is None:
             logger.debug("not a RATS (%s): this phone is a Type 4A card only", first_command.hex())
@@ -231,15 +231,15 @@ class NfcPhone:
             return None
         if block is not None:
             self.frames.append(("tx", block))
-        try:
-            command = clf.exchange(block, timeout)
-        except nfc.clf.BrokenLinkError:
-            return None  # RFOFF: the reader switched its field off
-        except nfc.clf.TimeoutError:
-            return None
-        except nfc.clf.CommunicationError as error:
-            logger.debug("reader frame lost: %s", error)
-            return self._exchange(clf, None, timeout)
+        while True:
+            try:
+                command = clf.exchange(block, timeout)
+                break
+            except (nfc.clf.BrokenLinkError, nfc.clf.TimeoutError):
+                return None  # RFOFF (the reader switched its field off) or a silent reader
+            except nfc.clf.CommunicationError as error:
+                logger.debug("reader frame lost: %s", error)
+                block = None  # a garbled frame: keep listening for the reader's next one
         if command is None:
             return None
         command = bytes(command)
