@@ -13,6 +13,9 @@ import threading
 import time
 from collections.abc import Callable
 
+import nfc
+import nfc.clf
+import nfc.tag
 import pytest
 
 from processing import tokens
@@ -209,6 +212,7 @@ def test_unknown_application(start_phone, device):
         pytest.param(lambda number: token_answer(b"\x00\x00\x00\x00"), id="someone-elses-number"),
         pytest.param(lambda number: b"\x6f\x00", id="error-status"),
         pytest.param(lambda number: b"\x90", id="no-status-word"),
+        pytest.param(lambda number: 1 / 0, id="applet-crash"),  # the phone answers 6F00
     ],
 )
 def test_garbage_answers_are_bad_answers(start_phone, device, make_answer):
@@ -216,6 +220,25 @@ def test_garbage_answers_are_bad_answers(start_phone, device, make_answer):
 
     with pytest.raises(BadAnswer):
         read(device, unpredictable_number=b"\x12\x34\x56\x78")
+
+
+def test_deselect_over_the_air_ends_the_session(start_phone, device):
+    applet = StandInApplet()
+    phone = start_phone(applet)
+    clf = nfc.ContactlessFrontend(device)
+    try:
+        target = clf.sense(nfc.clf.RemoteTarget("106A"), iterations=3, interval=0.1)
+        assert target is not None and target.sel_res == b"\x20"  # ISO 14443-4 compliant
+        tag = nfc.tag.activate(clf, target)
+        assert tag.transceive(select_command(tokens.PLATFORM_AID))[-2:] == SW_OK
+        assert clf.exchange(bytearray(b"\xc2"), 0.5) == b"\xc2"
+        # A deselected card answers no I-block until it is activated again.
+        with pytest.raises(nfc.clf.TimeoutError):
+            clf.exchange(bytearray(b"\x03") + get_token_command(b"\x00" * 4), 0.5)
+    finally:
+        clf.close()
+    assert [command[1] for command in applet.commands] == [INS_SELECT]
+    assert phone.frames[-1] == ("tx", b"\xc2")
 
 
 def test_no_phone_is_a_reader_timeout(device):
