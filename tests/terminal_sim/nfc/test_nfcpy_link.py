@@ -145,6 +145,17 @@ def test_each_tap_asks_for_a_new_number(start_phone, device):
     assert phone.sessions == 2  # the reader's RFOFF ended the first session, the phone listened again
 
 
+def test_phone_held_after_the_reader_started_polling(start_phone, device):
+    reads = []
+    reader = threading.Thread(target=lambda: reads.append(read(device)), name="test-reader")
+    reader.start()
+    start_phone(StandInApplet())
+    reader.join(READ_TIMEOUT_SECONDS + 5)
+    assert not reader.is_alive()
+    assert len(reads) == 1
+    assert tokens.decode_tlv(reads[0].token_tlv).unpredictable_number == reads[0].unpredictable_number
+
+
 def test_commands_are_chained_to_a_phone_with_small_frames(start_phone, device):
     phone = start_phone(StandInApplet(), fsci=0)  # 16-byte frames: 13 bytes of each command
 
