@@ -7,8 +7,9 @@ which signs it into its cryptogram; a QR scanner has no channel to the phone and
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 EntryMode = Literal["nfc", "qr"]
 
@@ -35,3 +36,16 @@ class PhoneReader(Protocol):
     """A source of payment tokens; raises ReaderError (or a subclass) when it cannot read one."""
 
     def read(self, unpredictable_number: bytes) -> PhoneRead: ...
+
+
+class CardRead(NamedTuple):
+    """What one tap on an NFC reader gives: the token's TLV bytes and the number it was asked for."""
+
+    token_tlv: bytes
+    unpredictable_number: bytes
+
+
+def nfc_read(card: CardRead) -> PhoneRead:
+    """An NFC tap as the terminal sends it on: the TLV in base64, as the host takes tokens."""
+    return PhoneRead(payload=base64.b64encode(card.token_tlv).decode(), entry_mode="nfc",
+                     unpredictable_number=card.unpredictable_number)

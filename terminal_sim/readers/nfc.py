@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from typing import NamedTuple
 
 import nfc
 import nfc.clf
@@ -22,6 +21,8 @@ import nfc.tag
 import nfc.tag.tt4
 
 from processing import tokens
+from terminal_sim.phone.card_emulation import get_token_command, select_command
+from terminal_sim.readers.base import CardRead, PhoneRead, nfc_read
 from terminal_sim.readers.errors import (
     BadAnswer,
     CardRemoved,
@@ -36,15 +37,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_TARGETS = ("106A",)  # phones in host card emulation answer as NFC-A
 
-# The commands the phone's payment applet (terminal_sim/phone/card_emulation.py) expects.
-CLA_INTERINDUSTRY = 0x00
-CLA_PROPRIETARY = 0x80
-INS_SELECT = 0xA4
-INS_GET_TOKEN = 0x54
-P1_SELECT_BY_NAME = 0x04
-P2_SELECT_FIRST_WITH_FCI = 0x00
-LE_ALL = 0x00
-
 SW_OK = 0x9000
 SW_FILE_NOT_FOUND = 0x6A82
 SW_CONDITIONS_NOT_SATISFIED = 0x6985
@@ -54,27 +46,7 @@ class ReaderTimeout(NoCard):
     """No phone was held to the nfcpy reader before the time ran out."""
 
 
-class CardRead(NamedTuple):
-    """What one tap gives the terminal: the token's TLV bytes and the number it was asked for."""
 
-    token_tlv: bytes
-    unpredictable_number: bytes
-
-
-def select_command(name: bytes) -> bytes:
-    """SELECT by DF name, first occurrence, FCI returned: 00 A4 04 00 Lc <name> 00."""
-    return bytes([CLA_INTERINDUSTRY, INS_SELECT, P1_SELECT_BY_NAME, P2_SELECT_FIRST_WITH_FCI, len(name)]) + (
-        name + bytes([LE_ALL])
-    )
-
-
-def get_token_command(unpredictable_number: bytes) -> bytes:
-    """GET TOKEN with the terminal's unpredictable number: 80 54 00 00 04 <UN> 00."""
-    if len(unpredictable_number) != tokens.UNPREDICTABLE_NUMBER_LENGTH:
-        raise ValueError(f"the unpredictable number has {tokens.UNPREDICTABLE_NUMBER_LENGTH} bytes")
-    return bytes([CLA_PROPRIETARY, INS_GET_TOKEN, 0x00, 0x00, len(unpredictable_number)]) + (
-        unpredictable_number + bytes([LE_ALL])
-    )
 
 
 class NfcReader:
@@ -90,6 +62,10 @@ class NfcReader:
         self.device = device
         self.timeout_seconds = timeout_seconds
         self.targets = targets
+
+    def read(self, unpredictable_number: bytes) -> PhoneRead:
+        """The terminal's reader protocol: one tap, the token as the host takes it (base64 TLV)."""
+        return nfc_read(self.read_token(unpredictable_number=unpredictable_number))
 
     def read_token(
         self, *, timeout_seconds: float | None = None, unpredictable_number: bytes | None = None

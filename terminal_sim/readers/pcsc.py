@@ -11,16 +11,14 @@ random unpredictable number, decode the token and check it carries that number.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import time
-from typing import NamedTuple
 
 from smartcard import scard
 
 from processing import tokens
 from terminal_sim.phone.card_emulation import get_token_command, select_command
-from terminal_sim.readers.base import PhoneRead
+from terminal_sim.readers.base import CardRead, PhoneRead, nfc_read
 from terminal_sim.readers.errors import (
     BadAnswer,
     CardRemoved,
@@ -50,12 +48,6 @@ _CARD_GONE = {
 _NO_SERVICE = {scard.SCARD_E_NO_SERVICE, scard.SCARD_E_SERVICE_STOPPED}
 
 
-class CardRead(NamedTuple):
-    """What one tap gives the terminal: the token's TLV bytes and the number it was asked for."""
-
-    token_tlv: bytes
-    unpredictable_number: bytes
-
 
 def parse_device(device: str) -> str:
     """The reader-name filter of a ``pcsc[:<name part>]`` device string ('' = any reader)."""
@@ -75,9 +67,7 @@ class PcscReader:
 
     def read(self, unpredictable_number: bytes) -> PhoneRead:
         """The terminal's reader protocol: one tap, the token as the host takes it (base64 TLV)."""
-        card = self.read_token(unpredictable_number=unpredictable_number)
-        return PhoneRead(payload=base64.b64encode(card.token_tlv).decode(), entry_mode="nfc",
-                         unpredictable_number=card.unpredictable_number)
+        return nfc_read(self.read_token(unpredictable_number=unpredictable_number))
 
     def read_token(self, *, timeout_seconds: float | None = None,
                    unpredictable_number: bytes | None = None) -> CardRead:

@@ -19,16 +19,10 @@ import nfc.tag
 import pytest
 
 from processing import tokens
+from terminal_sim.phone.card_emulation import INS_GET_TOKEN, INS_SELECT, get_token_command, select_command
 from terminal_sim.phone.nfc_target import NfcPhone
 from terminal_sim.readers.errors import BadAnswer, CardRemoved, UnknownApplication
-from terminal_sim.readers.nfc import (
-    INS_GET_TOKEN,
-    INS_SELECT,
-    NfcReader,
-    ReaderTimeout,
-    get_token_command,
-    select_command,
-)
+from terminal_sim.readers.nfc import NfcReader, ReaderTimeout
 
 DEVICE_KEY = bytes(range(32))
 DPAN = tokens.generate_card_number("7009", rng=random.Random(4))
