@@ -5,6 +5,7 @@ zxing-cpp) and by NFC where a reader stack is available. Plugged into `fuelcard 
 
 from __future__ import annotations
 
+import socket
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +17,11 @@ from processing.demo import DIESEL_PRICE_MINOR, DemoWorld, seed
 from processing.money import format_money
 from processing.state import PlatformState
 from terminal_sim.phone.card_emulation import PaymentApplet
+from terminal_sim.phone.nfc_target import NfcPhone
 from terminal_sim.phone.qr import write_png
 from terminal_sim.phone.vpcd import VirtualCard
 from terminal_sim.readers.base import PhoneReader
+from terminal_sim.readers.nfc import NfcReader
 from terminal_sim.readers.pcsc import PcscReader
 from terminal_sim.readers.qr import QrImageReader
 from terminal_sim.terminal.config import StationConfig
@@ -52,7 +55,7 @@ async def _sale(console: Console, world: DemoWorld, base_url: str, home: Path, r
 
 
 async def run(state: PlatformState, base_url: str, console: Console) -> bool:
-    """Pay once by QR code and once by NFC (PC/SC; skipped with the reason when pcscd is not there)."""
+    """Pay once by QR code and once by NFC (PC/SC where pcscd runs, nfcpy otherwise)."""
     world = await seed(state)
     with tempfile.TemporaryDirectory(prefix="fuelcard-pump-") as folder:
         home = Path(folder)
@@ -68,7 +71,8 @@ async def run(state: PlatformState, base_url: str, console: Console) -> bool:
 
 
 async def _nfc_sale(console: Console, world: DemoWorld, base_url: str, home: Path) -> bool:
-    """The phone tapped on a PC/SC reader: pcscd's vpcd virtual reader, the phone as its card."""
+    """The phone tapped on a contactless reader: PC/SC (pcscd's vpcd virtual reader, the phone as
+    its card) where pcscd runs, otherwise nfcpy (the phone as a Type 4A card on the udp driver)."""
     counter = iter(range(20, 1_000))
 
     def make_token(unpredictable_number: bytes) -> bytes:
@@ -77,14 +81,30 @@ async def _nfc_sale(console: Console, world: DemoWorld, base_url: str, home: Pat
                                   unpredictable_number=unpredictable_number)
         return tokens.encode_tlv(token)
 
+    applet = PaymentApplet(make_token)
+    sale = SaleRequest(pump=3, product="diesel", max_amount_minor=150_000)
     try:
-        phone = VirtualCard(PaymentApplet(make_token)).connect(timeout_seconds=2)
-    except ConnectionError as error:
-        console.print(f"[yellow]NFC payment skipped[/]: {error}")
-        return True
-    console.print("Phone tapped on the PC/SC reader (pcscd, vpcd virtual reader)")
+        card = VirtualCard(applet).connect(timeout_seconds=2)
+    except ConnectionError:
+        card = None
+    if card is not None:
+        console.print("Phone tapped on the PC/SC reader (pcscd, vpcd virtual reader)")
+        try:
+            reader = PcscReader(f"pcsc:{VPCD_READER}", timeout_seconds=15)
+            return await _sale(console, world, base_url, home, reader, "NFC payment (PC/SC)", sale)
+        finally:
+            card.close()
+    device = f"udp:127.0.0.1:{_free_udp_port()}"
+    console.print(f"pcscd is not running: the phone is tapped over nfcpy instead ({device})")
+    phone = NfcPhone(applet.process_apdu, device=device).start()
     try:
-        return await _sale(console, world, base_url, home, PcscReader(f"pcsc:{VPCD_READER}", timeout_seconds=15),
-                           "NFC payment", SaleRequest(pump=3, product="diesel", max_amount_minor=150_000))
+        reader = NfcReader(device, timeout_seconds=15)
+        return await _sale(console, world, base_url, home, reader, "NFC payment (nfcpy)", sale)
     finally:
-        phone.close()
+        phone.stop()
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
