@@ -64,6 +64,18 @@ def _decimal(amount_minor: int) -> str:
     return f"{amount_minor // 100}.{amount_minor % 100:02d}"
 
 
+def _nfc_reader(device: str, timeout_seconds: float) -> PhoneReader:
+    """The same terminal code for the test stacks and real readers: only the device string differs.
+    Imported here: a QR-only station needs neither pyscard nor nfcpy loaded."""
+    if device.startswith("pcsc"):
+        from terminal_sim.readers.pcsc import PcscReader
+
+        return PcscReader(device, timeout_seconds=timeout_seconds)
+    from terminal_sim.readers.nfc import NfcReader
+
+    return NfcReader(device, timeout_seconds=timeout_seconds)
+
+
 @app.command()
 def pay(
     host: Annotated[str, typer.Option("--host", envvar="FUELCARD_HOST", help="The host, e.g. http://127.0.0.1:8000.")],
@@ -76,7 +88,9 @@ def pay(
     tank_room: Annotated[str | None, typer.Option("--tank-room", help="Litres the tank still takes, e.g. 35.5.")] = None,
     qr_image: Annotated[Path | None, typer.Option("--qr-image", help="A camera picture of the phone's QR code.")] = None,
     qr_folder: Annotated[Path | None, typer.Option("--qr-folder", help="Folder the scanner drops its pictures into.")] = None,
-    scan_timeout: Annotated[float, typer.Option("--scan-timeout", help="Seconds to wait for a picture.")] = 120.0,
+    nfc: Annotated[str | None, typer.Option("--nfc", help="Contactless reader: pcsc: or pcsc:<reader name part> "
+                                            "(PC/SC), udp:HOST:PORT or usb:... (nfcpy).")] = None,
+    scan_timeout: Annotated[float, typer.Option("--scan-timeout", help="Seconds to wait for a picture or a tap.")] = 120.0,
     station_file: Annotated[Path | None, typer.Option("--station", help="Station file (TOML or JSON).")] = None,
     price: Annotated[list[str], typer.Option("--price", help="PRODUCT=PRICE per litre, e.g. diesel=65.50 (repeatable).")] = [],  # noqa: B006 - typer reads the default
     fill_up_max: Annotated[str | None, typer.Option("--fill-up-max", help="What fill-up asks to hold (default 5000.00).")] = None,
@@ -84,14 +98,16 @@ def pay(
     host_timeout: Annotated[float, typer.Option("--host-timeout", help="Seconds to wait for the host's answer.")] = 10.0,
     speed: Annotated[float, typer.Option("--speed", help="Run the pump this many times faster than life.")] = 1.0,
 ) -> None:
-    """Sell fuel at one pump: read the phone's QR, authorize, pump, complete, print the receipt."""
+    """Sell fuel at one pump: read the phone (QR or NFC), authorize, pump, complete, print the receipt."""
     try:
-        if (qr_image is None) == (qr_folder is None):
-            raise TerminalError("give one of --qr-image PATH or --qr-folder DIR")
+        if [qr_image, qr_folder, nfc].count(None) != 2:
+            raise TerminalError("give one of --qr-image PATH, --qr-folder DIR or --nfc DEVICE")
         if fill_up == (max_amount is not None):
             raise TerminalError("give one of --max-amount AMOUNT or --fill-up")
         reader: PhoneReader
-        if qr_image is not None:
+        if nfc is not None:
+            reader = _nfc_reader(nfc, scan_timeout)
+        elif qr_image is not None:
             reader = QrImageReader(qr_image)
         else:
             reader = QrFolderReader(qr_folder, timeout=scan_timeout,

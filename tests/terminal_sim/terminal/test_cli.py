@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from sqlalchemy import select
 
+from processing import tokens
 from processing.db.engine import unit_of_work
 from processing.ledger.models import Account
 from processing.tokens import mask_pan
+from terminal_sim.phone.card_emulation import PaymentApplet
+from terminal_sim.phone.nfc_target import NfcPhone
 from terminal_sim.phone.qr import write_png
 from tests.factories import make_world
 from tests.terminal_sim.phone.test_cli import _clean_env, host_url  # noqa: F401 - the fixture
@@ -51,3 +56,32 @@ async def test_pay_at_the_pump_from_the_command_line(state, clock, host_url, tmp
     assert again.returncode == 2
     assert "declined (63)" in again.stderr
     assert (tmp_path / "terminal" / f"{world.terminal_code}.sequence").read_text().strip() == "2"
+
+
+async def test_pay_by_nfc_from_the_command_line(state, clock, host_url, tmp_path):  # noqa: F811
+    """`--nfc udp:...`: the terminal process polls nfcpy's udp driver, the phone answers as a card."""
+    world = await make_world(state, balance_minor=1_000_000)
+    key_file = tmp_path / "terminal.key"
+    key_file.write_text(world.terminal_key.hex())
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        device = f"udp:127.0.0.1:{probe.getsockname()[1]}"
+
+    def make_token(unpredictable_number: bytes) -> bytes:
+        # The host (a separate process) runs on the real clock.
+        return tokens.encode_tlv(tokens.make_token(
+            world.phone.device_key, dpan=world.phone.dpan, atc=1,
+            generated_at=int(time.time()), unpredictable_number=unpredictable_number))
+
+    phone = NfcPhone(PaymentApplet(make_token).process_apdu, device=device).start()
+    try:
+        result = _terminal(tmp_path, "pay", "--host", host_url, "--terminal-id", world.terminal_code,
+                           "--key-file", str(key_file), "--price", "diesel=65.50", "--product", "diesel",
+                           "--max-amount", "500.00", "--nfc", device, "--scan-timeout", "20", "--speed", "100")
+    finally:
+        phone.stop()
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert mask_pan(world.pan) in result.stdout and "NFC" in result.stdout
+    async with unit_of_work(state.sessionmaker) as session:
+        payable = await session.scalar(select(Account.balance_minor).where(Account.id == world.payable_account_id))
+    assert payable == 49_996  # 7.633 l at 65.50 RUB/l: the most 500.00 RUB buys
