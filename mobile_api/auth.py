@@ -78,7 +78,7 @@ async def login(request: LoginRequest, state: StateDep) -> TokenPair:
     phone = identity_service.normalise_phone(request.phone)
     async with unit_of_work(state.sessionmaker) as session:
         outcome = await identity_service.log_in(
-            session, login=phone, password=request.password, role=Role.DRIVER, policy=_policy(state),
+            session, login=phone, password=request.password, roles={Role.DRIVER}, policy=_policy(state),
             device_name=request.device_name, now=state.clock(),
         )
     # Raised after the commit: a wrong password's count must be saved with its refusal.

@@ -94,6 +94,7 @@ class _Facts:
     card_id: int | None = None
     driver_id: int | None = None
     enrollment_id: int | None = None
+    org_unit_id: int | None = None
     masked_card: str | None = None
     token_atc: int | None = None
     clock_skew_seconds: int | None = None
@@ -178,6 +179,7 @@ class _CardRow:
     company_timezone: str
     available_account_id: int
     held_account_id: int
+    org_unit_id: int
     org_unit_path: str
     tank_capacity_ml: int | None
     vehicle_products: list[str] | None
@@ -191,7 +193,7 @@ async def _load_card(session: AsyncSession, dpan_hash: bytes) -> _CardRow | None
                 Card.id, Card.driver_id, Card.status, Card.pan_first6, Card.pan_last4,
                 Company.id, Company.status, Company.currency, Company.timezone,
                 Company.available_account_id, Company.held_account_id,
-                OrgUnit.path, Vehicle.tank_capacity_ml, Vehicle.allowed_products,
+                Card.org_unit_id, OrgUnit.path, Vehicle.tank_capacity_ml, Vehicle.allowed_products,
             )
             .join(Card, Card.id == DeviceEnrollment.card_id)
             .join(Company, Company.id == Card.company_id)
@@ -328,7 +330,7 @@ async def _check_token(
         raise _decline("token", ResponseCode.INVALID_CARD, "unknown_token",
                        "the token number belongs to no card")
     facts.company_id, facts.card_id, facts.enrollment_id = card.company_id, card.card_id, card.enrollment_id
-    facts.driver_id = card.driver_id
+    facts.driver_id, facts.org_unit_id = card.driver_id, card.org_unit_id
     facts.masked_card = masked_card_number(card.pan_first6, card.pan_last4)
     if card.enrollment_status != EnrollmentStatus.ACTIVE:
         raise _decline("enrollment", ResponseCode.INVALID_CARD, "enrollment_revoked",
@@ -493,6 +495,7 @@ def _common_values(facts: _Facts, *, terminal: TerminalIdentity, request: Author
         "terminal_id": terminal.id, "terminal_transaction_id": request.terminal_transaction_id,
         "station_id": facts.station_id, "company_id": facts.company_id, "card_id": facts.card_id,
         "driver_id": facts.driver_id, "enrollment_id": facts.enrollment_id,
+        "org_unit_id": facts.org_unit_id,
         "entry_mode": request.entry_mode,
         "product": request.product.value, "currency": request.currency,
         "requested_amount_minor": request.amount_minor, "unit_price_minor": facts.unit_price_minor,

@@ -34,6 +34,8 @@ class Authorization(Base):
     # The driver the card was bound to at the time: a card re-bound later keeps its history apart.
     driver_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("drivers.id"), index=True)
     enrollment_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("device_enrollments.id"))
+    # The card's org unit at the time: reports by unit stay right after a card moves.
+    org_unit_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("org_units.id"), index=True)
     entry_mode: Mapped[str] = mapped_column(String(8))  # nfc | qr
     product: Mapped[str] = mapped_column(String(16))
     currency: Mapped[str] = mapped_column(String(3))

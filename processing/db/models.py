@@ -1,5 +1,6 @@
 """Imports every model so that ``Base.metadata`` knows all tables (Alembic, tests)."""
 
+from processing.audit.models import AuditEntry  # noqa: F401
 from processing.authorization.models import (  # noqa: F401
     Authorization,
     Completion,
@@ -8,9 +9,9 @@ from processing.authorization.models import (  # noqa: F401
 )
 from processing.cards.models import Card, DeviceEnrollment  # noqa: F401
 from processing.db.base import Base
-from processing.identity.models import AuthSession, RefreshToken  # noqa: F401
+from processing.identity.models import AuthSession, DriverInvitation, RefreshToken  # noqa: F401
 from processing.ledger.models import Account, JournalEntry, JournalLine  # noqa: F401
-from processing.limits.models import Limit, LimitCounter, SpendingControl  # noqa: F401
+from processing.limits.models import Limit, LimitCounter, LimitException, SpendingControl  # noqa: F401
 from processing.orgs.models import Company, Driver, OrgUnit, User, Vehicle  # noqa: F401
 from processing.stations.models import Station, StationNetwork, StationProduct, Terminal  # noqa: F401
 

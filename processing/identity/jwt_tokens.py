@@ -23,6 +23,7 @@ JWT_KEY_PURPOSE = b"fuelcard/jwt-hs256"
 ALGORITHM = "HS256"
 ISSUER = "fuelcard"
 DRIVER_AUDIENCE = "fuelcard-driver"
+CABINET_AUDIENCE = "fuelcard-cabinet"
 # A bearer token longer than this is not one of ours; refused before any parsing.
 MAX_TOKEN_LENGTH = 4096
 # Issued-at may lie this far ahead of the platform clock (several hosts, slightly apart).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from processing.db.base import Base, BigIntId, IdPK
@@ -47,3 +47,20 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime]
     # Set when it is exchanged for a new pair; presenting it again is theft (or a replayed request).
     used_at: Mapped[datetime | None]
+
+
+class DriverInvitation(Base):
+    """A one-time code that lets an invited driver choose a password and sign in.
+
+    Only the code's keyed hash is stored; too many wrong codes void the invitation.
+    """
+
+    __tablename__ = "driver_invitations"
+
+    id: Mapped[IdPK]
+    driver_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("drivers.id"), index=True)
+    code_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -12,6 +12,7 @@ import hashlib
 import math
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -199,7 +200,7 @@ async def create_driver_login(session: AsyncSession, *, driver_id: int, password
 
 
 async def log_in(
-    session: AsyncSession, *, login: str, password: str, role: Role, policy: SignInPolicy,
+    session: AsyncSession, *, login: str, password: str, roles: Collection[str], policy: SignInPolicy,
     device_name: str | None, now: datetime,
 ) -> SignInOutcome:
     """A new session and token pair for the right password; otherwise a refusal to raise after commit.
@@ -211,7 +212,7 @@ async def log_in(
     user = (
         await session.execute(select(User).where(User.login == login).with_for_update())
     ).scalar_one_or_none()
-    if user is None or user.role != role or not user.password_hash:
+    if user is None or user.role not in roles or not user.password_hash:
         await passwords.verify_against_dummy(password)
         return SignInOutcome(refusal=InvalidCredentials())
     if user.locked_until is not None:
@@ -305,6 +306,75 @@ async def active_driver(session: AsyncSession, *, claims: AccessClaims) -> Drive
         raise UserInactive()
     return DriverSubject(user_id=claims.user_id, driver_id=row.driver_id, company_id=row.company_id,
                          session_id=claims.session_id)
+
+
+@dataclass(frozen=True, slots=True)
+class UserSubject:
+    """A signed-in staff or admin user, as the database says now (not as the token said)."""
+
+    user_id: int
+    login: str
+    role: str
+    company_id: int | None
+    org_unit_id: int | None
+    session_id: int
+
+
+async def active_user(session: AsyncSession, *, claims: AccessClaims) -> UserSubject:
+    """The user behind a verified access token, if its session is live and the user active."""
+    row = (
+        await session.execute(
+            select(AuthSession.revoked_at, User.status, User.login, User.role, User.company_id, User.org_unit_id)
+            .join(User, User.id == AuthSession.user_id)
+            .where(AuthSession.id == claims.session_id, AuthSession.user_id == claims.user_id,
+                   AuthSession.audience == claims.audience)
+        )
+    ).first()
+    if row is None:
+        raise InvalidToken()
+    if row.revoked_at is not None:
+        raise SessionRevoked()
+    if row.status != ACTIVE:
+        raise UserInactive()
+    return UserSubject(user_id=claims.user_id, login=row.login, role=row.role, company_id=row.company_id,
+                       org_unit_id=row.org_unit_id, session_id=claims.session_id)
+
+
+_EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,63}$")
+
+
+class InvalidLogin(ProcessingError):
+    status_code = 422
+    code = "invalid_login"
+    default_detail = "A login is an e-mail address, e.g. anna@fleet.example."
+
+
+def normalise_email(raw: str) -> str:
+    login = raw.strip().lower()
+    if not _EMAIL_PATTERN.fullmatch(login):
+        raise InvalidLogin()
+    return login
+
+
+async def create_user(
+    session: AsyncSession, *, login: str, password: str | None, role: Role, full_name: str | None = None,
+    company_id: int | None = None, org_unit_id: int | None = None,
+) -> User:
+    """An admin, sub-admin, operator or security user signing in with e-mail and password.
+
+    Without a password the user exists but cannot sign in until one is set.
+    """
+    login = normalise_email(login)
+    if password is not None:
+        _check_password_rules(password)
+    if (await session.execute(select(User.id).where(User.login == login))).first() is not None:
+        raise LoginExists(f"the login {login} is taken")
+    user = User(company_id=company_id, org_unit_id=org_unit_id, login=login, full_name=full_name,
+                role=role, status=ACTIVE,
+                password_hash=None if password is None else await passwords.hash_password(password))
+    session.add(user)
+    await session.flush()
+    return user
 
 
 def hash_refresh_token(refresh_token: str) -> bytes:

@@ -7,13 +7,13 @@ the current day, week and month, so an authorization never sums history.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, BigInteger, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from processing.db.base import Base, BigIntId, IdPK
+from processing.db.base import Base, BigIntId, IdPK, utc_now
 
 
 class ScopeKind(StrEnum):
@@ -64,9 +64,9 @@ class SpendingControl(Base):
     allowed_regions: Mapped[list[str] | None] = mapped_column(JSON)
     # ISO weekdays 1 (Monday) .. 7 (Sunday), in the company's time zone.
     allowed_weekdays: Mapped[list[int] | None] = mapped_column(JSON)
-    # Minutes after local midnight; from > to means the window crosses midnight.
-    allowed_from_minute: Mapped[int | None] = mapped_column(Integer)
-    allowed_to_minute: Mapped[int | None] = mapped_column(Integer)
+    # Windows [from, to) in minutes after local midnight, e.g. [[480, 720], [780, 1080]];
+    # from > to means the window crosses midnight. Windows of one scope never overlap.
+    allowed_hours: Mapped[list[list[int]] | None] = mapped_column(JSON)
 
 
 class LimitCounter(Base):
@@ -86,3 +86,40 @@ class LimitCounter(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger, default=0)
     volume_ml: Mapped[int] = mapped_column(BigInteger, default=0)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ExceptionStatus(StrEnum):
+    PENDING = "pending"  # asked by the driver, waiting for an admin
+    APPROVED = "approved"  # usable once until valid_until
+    REFUSED = "refused"
+    USED = "used"  # an authorization needed it and took it
+
+
+class LimitException(Base):
+    """A one-off raise a driver asked for: ``extra_value`` more of ``metric`` for one purchase.
+
+    An approval lifts the amount or volume limits of the card and of every unit at or below
+    the approving admin's own unit (``approver_scope_path``), never those above it, for one
+    authorization before ``valid_until``.
+    """
+
+    __tablename__ = "limit_exceptions"
+
+    id: Mapped[IdPK]
+    company_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("companies.id"), index=True)
+    card_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("cards.id"), index=True)
+    driver_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("drivers.id"), index=True)
+    # The card's unit when asked: which admins see the request.
+    org_unit_id: Mapped[int] = mapped_column(BigIntId, ForeignKey("org_units.id"))
+    metric: Mapped[str] = mapped_column(String(16))  # amount | volume
+    extra_value: Mapped[int] = mapped_column(BigInteger)  # kopecks or millilitres
+    reason: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default=ExceptionStatus.PENDING)
+    requested_at: Mapped[datetime] = mapped_column(default=utc_now)
+    decided_by_user_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("users.id"))
+    decided_at: Mapped[datetime | None]
+    decision_comment: Mapped[str | None] = mapped_column(String(300))
+    approver_scope_path: Mapped[str | None] = mapped_column(String(1000))
+    valid_until: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
+    used_by_authorization_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("authorizations.id"))

@@ -99,20 +99,10 @@ async def set_controls(
     allowed_network_ids: Sequence[int] | None = None,
     allowed_regions: Sequence[str] | None = None,
     allowed_weekdays: Sequence[int] | None = None,
-    allowed_from_minute: int | None = None,
-    allowed_to_minute: int | None = None,
+    allowed_hours: Sequence[Sequence[int]] | None = None,
 ) -> None:
     """Replace a scope's spending controls; None for a field lifts that restriction."""
-    if (allowed_from_minute is None) != (allowed_to_minute is None):
-        raise InvalidLimit("an hours window needs both a start and an end")
-    for minute in (allowed_from_minute, allowed_to_minute):
-        if minute is not None and not 0 <= minute <= 24 * 60:
-            raise InvalidLimit("hours are minutes after midnight, 0..1440")
-    if allowed_from_minute is not None and (
-        allowed_from_minute == allowed_to_minute or (allowed_from_minute, allowed_to_minute) == (24 * 60, 0)
-    ):
-        # 08:00-08:00 would silently block the card all day; the whole day is 0-1440.
-        raise InvalidLimit("an hours window cannot start where it ends; the whole day is 0..1440")
+    hours = None if allowed_hours is None else check_hour_windows(allowed_hours)
     if allowed_weekdays is not None and not set(allowed_weekdays) <= set(range(1, 8)):
         raise InvalidLimit("weekdays are ISO numbers 1 (Monday) to 7 (Sunday)")
     values = {
@@ -121,8 +111,7 @@ async def set_controls(
         "allowed_network_ids": None if allowed_network_ids is None else list(allowed_network_ids),
         "allowed_regions": None if allowed_regions is None else list(allowed_regions),
         "allowed_weekdays": None if allowed_weekdays is None else sorted(set(allowed_weekdays)),
-        "allowed_from_minute": allowed_from_minute,
-        "allowed_to_minute": allowed_to_minute,
+        "allowed_hours": hours,
     }
     insert = insert_for(session)
     await session.execute(
@@ -130,6 +119,41 @@ async def set_controls(
         .values(scope_kind=ScopeKind(scope_kind).value, scope_id=scope_id, **values)
         .on_conflict_do_update(index_elements=["scope_kind", "scope_id"], set_=values)
     )
+
+
+MINUTES_PER_DAY = 24 * 60
+
+
+def check_hour_windows(windows: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Validated hour windows, sorted: each [from, to) in minutes 0..1440, none overlapping."""
+    if not windows:
+        raise InvalidLimit("give at least one hours window, or none to allow every hour")
+    checked: list[list[int]] = []
+    for window in windows:
+        if len(window) != 2:
+            raise InvalidLimit("an hours window is a start and an end")
+        start, end = int(window[0]), int(window[1])
+        if not (0 <= start <= MINUTES_PER_DAY and 0 <= end <= MINUTES_PER_DAY):
+            raise InvalidLimit("hours are minutes after midnight, 0..1440")
+        if start == end or (start, end) == (MINUTES_PER_DAY, 0):
+            # 08:00-08:00 would silently block the card all day; the whole day is 0-1440.
+            raise InvalidLimit("an hours window cannot start where it ends; the whole day is 0..1440")
+        checked.append([start, end])
+    checked.sort()
+    covered: set[int] = set()
+    for start, end in checked:
+        minutes = window_minutes(start, end)
+        if covered & minutes:
+            raise InvalidLimit(f"the hours window {_hhmm(start)}-{_hhmm(end)} overlaps another window")
+        covered |= minutes
+    return checked
+
+
+def window_minutes(start: int, end: int) -> set[int]:
+    """The minutes of the day a window covers (a window may cross midnight)."""
+    if start < end:
+        return set(range(start, end))
+    return set(range(start, MINUTES_PER_DAY)) | set(range(0, end))
 
 
 # --- authorization path ---------------------------------------------------------------------
@@ -152,8 +176,7 @@ class Controls:
     allowed_network_ids: list[int] | None
     allowed_regions: list[str] | None
     allowed_weekdays: list[int] | None
-    allowed_from_minute: int | None
-    allowed_to_minute: int | None
+    allowed_hours: list[list[int]] | None
 
 
 @dataclass(slots=True)
@@ -182,8 +205,7 @@ async def load_rules(session: AsyncSession, scopes: Sequence[Scope]) -> tuple[li
             SpendingControl.scope_kind, SpendingControl.scope_id,
             SpendingControl.allowed_products, SpendingControl.allowed_station_ids,
             SpendingControl.allowed_network_ids, SpendingControl.allowed_regions,
-            SpendingControl.allowed_weekdays, SpendingControl.allowed_from_minute,
-            SpendingControl.allowed_to_minute,
+            SpendingControl.allowed_weekdays, SpendingControl.allowed_hours,
         ).where(_scope_filter((SpendingControl.scope_kind, SpendingControl.scope_id), scopes))
     )
     return [LimitRule(*row) for row in limit_rows], [Controls(*row) for row in control_rows]
@@ -290,11 +312,11 @@ def controls_refusal(
             return "region_not_allowed", f"region {region} is not allowed for this {where}"
         if control.allowed_weekdays is not None and weekday not in control.allowed_weekdays:
             return "day_not_allowed", f"purchases on {local_time:%A} are not allowed for this {where}"
-        if control.allowed_from_minute is not None and not _within_hours(
-            minute, control.allowed_from_minute, control.allowed_to_minute
+        if control.allowed_hours is not None and not any(
+            _within_hours(minute, start, end) for start, end in control.allowed_hours
         ):
-            window = f"{_hhmm(control.allowed_from_minute)}-{_hhmm(control.allowed_to_minute)}"
-            return "time_not_allowed", f"purchases at {local_time:%H:%M} are outside {window} for this {where}"
+            windows = ", ".join(f"{_hhmm(start)}-{_hhmm(end)}" for start, end in control.allowed_hours)
+            return "time_not_allowed", f"purchases at {local_time:%H:%M} are outside {windows} for this {where}"
     return None
 
 

@@ -73,6 +73,7 @@ class User(Base):
     # For a sub-admin: the root of the subtree they manage.
     org_unit_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("org_units.id"))
     login: Mapped[str] = mapped_column(String(200))  # e-mail or phone number
+    full_name: Mapped[str | None] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(500))
     role: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16), default="active")

@@ -512,7 +512,7 @@ async def test_tokens_of_another_surface_do_not_work_here(state, http, driver):
     policy = dataclasses.replace(
         SignInPolicy.from_settings(state.settings, audience="fuelcard-driver"), audience="fuelcard-cabinet")
     async with unit_of_work(state.sessionmaker) as session:
-        outcome = await log_in(session, login=driver.phone, password=driver.password, role=Role.DRIVER,
+        outcome = await log_in(session, login=driver.phone, password=driver.password, roles={Role.DRIVER},
                                policy=policy, device_name=None, now=state.clock())
     tokens = outcome.tokens_or_raise()
     assert_refused(await http.get(PROBE, headers=bearer(tokens.access_token)), 401, "invalid_token")

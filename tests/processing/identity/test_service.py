@@ -66,7 +66,7 @@ def _policy(state, audience: str = jwt_tokens.DRIVER_AUDIENCE) -> SignInPolicy:
 
 async def _log_in(state, login: str, password: str = PASSWORD):
     async with unit_of_work(state.sessionmaker) as session:
-        return await log_in(session, login=login, password=password, role=Role.DRIVER,
+        return await log_in(session, login=login, password=password, roles={Role.DRIVER},
                             policy=_policy(state), device_name=None, now=state.clock())
 
 

@@ -290,7 +290,7 @@ async def test_allowed_hours_are_the_companys_local_hours(state, http, clock, wi
     terminal = world.terminal(http, clock)
     hour, minute = moscow_time
     clock.now = datetime(2025, 6, 5, (hour - 3) % 24, minute, 30, tzinfo=UTC)  # Moscow is UTC+3
-    await controls(state, CARD, world.card_id, allowed_from_minute=window[0], allowed_to_minute=window[1])
+    await controls(state, CARD, world.card_id, allowed_hours=[window])
     body = await authorize(terminal, world.phone, clock, 10_000)
     if allowed:
         assert_approved(body, 10_000)
@@ -298,15 +298,33 @@ async def test_allowed_hours_are_the_companys_local_hours(state, http, clock, wi
         assert_declined(body, "57", "time_not_allowed")
 
 
+@pytest.mark.parametrize(("moscow_hour", "allowed"), [(9, True), (13, False), (15, True), (19, False)])
+async def test_several_hour_windows_allow_each_window_and_nothing_between(state, http, clock, moscow_hour, allowed):
+    world = await make_world(state)
+    terminal = world.terminal(http, clock)
+    clock.now = datetime(2025, 6, 5, moscow_hour - 3, 0, 30, tzinfo=UTC)
+    await controls(state, CARD, world.card_id, allowed_hours=[(14 * 60, 18 * 60), (8 * 60, 12 * 60)])
+    body = await authorize(terminal, world.phone, clock, 10_000)
+    if allowed:
+        assert_approved(body, 10_000)
+    else:
+        assert_declined(body, "57", "time_not_allowed")
+        assert "08:00-12:00, 14:00-18:00" in body["reason"]
+
+
 async def test_controls_refuse_nonsense():
     with pytest.raises(InvalidLimit):
-        await set_controls(None, scope_kind=CARD, scope_id=1, allowed_from_minute=60)
+        await set_controls(None, scope_kind=CARD, scope_id=1, allowed_hours=[(60,)])
+    with pytest.raises(InvalidLimit):
+        await set_controls(None, scope_kind=CARD, scope_id=1, allowed_hours=[])
+    for overlapping in ([(480, 720), (700, 900)], [(1320, 120), (60, 300)], [(0, 1440), (600, 660)]):
+        with pytest.raises(InvalidLimit, match="overlaps"):
+            await set_controls(None, scope_kind=CARD, scope_id=1, allowed_hours=overlapping)
     with pytest.raises(InvalidLimit):
         await set_controls(None, scope_kind=CARD, scope_id=1, allowed_weekdays=[0])
     for empty_window in ((480, 480), (0, 0), (1440, 0)):  # would block the card all day
         with pytest.raises(InvalidLimit):
-            await set_controls(None, scope_kind=CARD, scope_id=1, allowed_from_minute=empty_window[0],
-                               allowed_to_minute=empty_window[1])
+            await set_controls(None, scope_kind=CARD, scope_id=1, allowed_hours=[empty_window])
     with pytest.raises(InvalidLimit):
         await set_limit(None, scope_kind=CARD, scope_id=1, metric=COUNT, period=TRANSACTION, max_value=3)
     with pytest.raises(InvalidLimit):

@@ -1,0 +1,7 @@
+"""Cabinet routes: limit exceptions."""
+
+from __future__ import annotations
+
+from mobile_api.cabinet.access import company_router
+
+router = company_router(tags=["cabinet: limit exceptions"])
