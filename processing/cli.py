@@ -27,7 +27,9 @@ holds_app = typer.Typer(help="Authorization holds.", no_args_is_help=True)
 ledger_app = typer.Typer(help="The double-entry ledger.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(holds_app, name="holds")
+users_app = typer.Typer(help="Sign-in users of the cabinet and the consoles.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(users_app, name="users")
 console = Console()
 
 
@@ -190,6 +192,114 @@ def ledger_check() -> None:
     if problems:
         sys.exit(1)
     console.print("ledger consistent")
+
+
+@users_app.command("add")
+def users_add(
+    login: str = typer.Argument(..., help="E-mail address to sign in with."),
+    role: str = typer.Option(..., help="platform_operator, security, company_admin or sub_admin."),
+    company_id: int = typer.Option(None, help="The company (admins and sub-admins)."),
+    unit_id: int = typer.Option(None, help="The sub-admin's org unit (default: the company's root)."),
+    full_name: str = typer.Option(None, help="Shown in the audit log."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 envvar="FUELCARD_NEW_USER_PASSWORD",
+                                 help="Asked for when not given (or from FUELCARD_NEW_USER_PASSWORD)."),
+) -> None:
+    """Create a user who signs in with e-mail and password, e.g. the first platform operator."""
+    _configure_logging()
+    from processing.errors import ProcessingError
+    from processing.identity.service import create_user
+    from processing.orgs.models import Role
+    from processing.orgs.service import root_unit
+
+    try:
+        chosen_role = Role(role)
+    except ValueError:
+        console.print(f"[red]unknown role {role!r}[/]; one of: {', '.join(r.value for r in Role if r != Role.DRIVER)}")
+        raise typer.Exit(2) from None
+    needs_company = chosen_role in (Role.COMPANY_ADMIN, Role.SUB_ADMIN)
+    if chosen_role == Role.DRIVER or needs_company != (company_id is not None):
+        console.print("[red]company admins and sub-admins need --company-id; platform staff must not have one; "
+                      "drivers are invited from the cabinet[/]")
+        raise typer.Exit(2)
+
+    settings = get_settings()
+    if settings.auto_migrate:
+        upgrade(settings.resolved_database_url)
+
+    async def create() -> int:
+        state = PlatformState.from_settings(settings)
+        try:
+            async with unit_of_work(state.sessionmaker) as session:
+                unit = unit_id
+                if needs_company and unit is None:
+                    unit = (await root_unit(session, company_id)).id
+                user = await create_user(session, login=login, password=password, role=chosen_role,
+                                         full_name=full_name, company_id=company_id, org_unit_id=unit)
+                return user.id
+        finally:
+            await state.engine.dispose()
+
+    try:
+        user_id = asyncio.run(create())
+    except ProcessingError as error:
+        console.print(f"[red]{error.code}[/]: {error.detail}")
+        raise typer.Exit(1) from None
+    console.print(f"user {user_id} ({chosen_role.value}) created; sign in at POST /v1/cabinet/auth/login")
+
+
+@users_app.command("add")
+def users_add(
+    login: str = typer.Argument(..., help="E-mail address to sign in with."),
+    role: str = typer.Option(..., help="platform_operator, security, company_admin or sub_admin."),
+    company_id: int = typer.Option(None, help="The company (admins and sub-admins)."),
+    unit_id: int = typer.Option(None, help="The sub-admin's org unit (default: the company's root)."),
+    full_name: str = typer.Option(None, help="Shown in the audit log."),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True,
+                                 envvar="FUELCARD_NEW_USER_PASSWORD",
+                                 help="Asked for when not given (or from FUELCARD_NEW_USER_PASSWORD)."),
+) -> None:
+    """Create a user who signs in with e-mail and password, e.g. the first platform operator."""
+    _configure_logging()
+    from processing.errors import ProcessingError
+    from processing.identity.service import create_user
+    from processing.orgs.models import Role
+    from processing.orgs.service import root_unit
+
+    try:
+        chosen_role = Role(role)
+    except ValueError:
+        console.print(f"[red]unknown role {role!r}[/]; one of: {', '.join(r.value for r in Role if r != Role.DRIVER)}")
+        raise typer.Exit(2) from None
+    needs_company = chosen_role in (Role.COMPANY_ADMIN, Role.SUB_ADMIN)
+    if chosen_role == Role.DRIVER or needs_company != (company_id is not None):
+        console.print("[red]company admins and sub-admins need --company-id; platform staff must not have one; "
+                      "drivers are invited from the cabinet[/]")
+        raise typer.Exit(2)
+
+    settings = get_settings()
+    if settings.auto_migrate:
+        upgrade(settings.resolved_database_url)
+
+    async def create() -> int:
+        state = PlatformState.from_settings(settings)
+        try:
+            async with unit_of_work(state.sessionmaker) as session:
+                unit = unit_id
+                if needs_company and unit is None:
+                    unit = (await root_unit(session, company_id)).id
+                user = await create_user(session, login=login, password=password, role=chosen_role,
+                                         full_name=full_name, company_id=company_id, org_unit_id=unit)
+                return user.id
+        finally:
+            await state.engine.dispose()
+
+    try:
+        user_id = asyncio.run(create())
+    except ProcessingError as error:
+        console.print(f"[red]{error.code}[/]: {error.detail}")
+        raise typer.Exit(1) from None
+    console.print(f"user {user_id} ({chosen_role.value}) created; sign in at POST /v1/cabinet/auth/login")
 
 
 _add_plugin_commands()

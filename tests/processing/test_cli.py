@@ -90,3 +90,30 @@ def test_production_refuses_to_start_without_a_master_key(tmp_path):
     assert result.returncode != 0
     assert "FUELCARD_MASTER_KEY is required" in result.stdout + result.stderr
     assert not (tmp_path / "data" / "master.key").exists()
+
+
+def test_users_add_creates_an_operator_who_signs_in_to_the_cabinet(tmp_path):
+    env = _env(tmp_path) | {"FUELCARD_NEW_USER_PASSWORD": "a long operator password"}
+    added = subprocess.run([FUELCARD, "users", "add", "Ops@Platform.example", "--role", "platform_operator"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stdout + added.stderr
+    assert "platform_operator" in added.stdout
+    again = subprocess.run([FUELCARD, "users", "add", "ops@platform.example", "--role", "platform_operator"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "login_exists" in again.stdout
+    wrong = subprocess.run([FUELCARD, "users", "add", "x@y.example", "--role", "company_admin"],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert wrong.returncode == 2 and "--company-id" in wrong.stdout
+
+    from fastapi.testclient import TestClient
+
+    from processing.app import create_app
+    from processing.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data")
+    with TestClient(create_app(settings, run_background_tasks=False)) as client:
+        reply = client.post("/v1/cabinet/auth/login",
+                            json={"login": "ops@platform.example", "password": "a long operator password"})
+        assert reply.status_code == 200, reply.text
+        me = client.get("/v1/cabinet/me", headers={"Authorization": f"Bearer {reply.json()['access_token']}"})
+        assert me.json()["role"] == "platform_operator"
