@@ -60,8 +60,11 @@ def path_ids(fleet, exception_id: int) -> dict[str, int]:
     return {
         "company_id": fleet.company_id, "unit_id": fleet.north_east_id, "card_id": fleet.ivan_card_id,
         "driver_id": fleet.ivan_id, "vehicle_id": fleet.vehicle_id, "user_id": fleet.sub_north.user_id,
-        "exception_id": exception_id,
+        "exception_id": exception_id, "metric": "amount", "period": "day",
     }
+
+
+OBJECT_PARAMETERS = {"unit_id", "card_id", "driver_id", "vehicle_id", "user_id", "exception_id"}
 
 
 def body_ids(fleet) -> dict[str, object]:
@@ -120,7 +123,7 @@ def build_request(app, fleet, clock, exception_id: int, method: str, template: s
             assert name in known_query, f"{method} {template}: no sample value for required query {name!r}"
             query[name] = known_query[name]
     body, body_targets_object = example_body(app, operation, body_ids(fleet))
-    targets_object = set(path_values) != {"company_id"} or body_targets_object
+    targets_object = bool(set(path_values) & OBJECT_PARAMETERS) or body_targets_object
     return template.format(**path_values), query, body, targets_object
 
 
