@@ -3,6 +3,7 @@ deactivate (their phone stops paying at once), activate."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -188,3 +189,12 @@ async def test_activate_again_unless_the_phone_went_to_someone_else(http, state,
     await refused(http, state, "POST", fleet.url(f"/drivers/{fleet.ivan_id}/activate"), fleet.admin, 409,
                   "phone_taken")
     await refused(http, state, "POST", fleet.url(f"/drivers/{fleet.ivan_id}/invitation"), fleet.admin, 409)
+
+
+async def test_two_invitations_of_one_number_at_once_make_one_driver(http, state, fleet):
+    body = {"full_name": "Twice", "phone": "+79005557777", "org_unit_id": fleet.south_id}
+    replies = await asyncio.gather(*(http.post(fleet.url("/drivers"), json=body, headers=caller.headers)
+                                     for caller in (fleet.admin, fleet.sub_south, fleet.admin)))
+    assert sorted(reply.status_code for reply in replies) == [201, 409, 409], [r.text for r in replies]
+    async with unit_of_work(state.readonly_sessionmaker) as session:
+        assert len((await session.execute(select(Driver).where(Driver.phone == body["phone"]))).all()) == 1

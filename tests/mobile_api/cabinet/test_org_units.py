@@ -3,6 +3,8 @@ close (only when empty); sub-admins only below their own unit."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -180,3 +182,19 @@ async def test_other_company_and_drivers_get_nothing(http, state, fleet):
     units = (await ok(http, "GET", fleet.url("/units", company_id=fleet.other_world.company_id),
                       fleet.operator))["units"]
     assert [u["unit_id"] for u in units] == [fleet.other_world.root_unit_id]
+
+
+async def test_two_crossed_moves_at_once_cannot_build_a_cycle(http, state, fleet):
+    west = await ok(http, "POST", fleet.url("/units"), fleet.admin, 201,
+                    json={"parent_id": fleet.root_id, "name": "West"})
+    replies = await asyncio.gather(
+        http.post(fleet.url(f"/units/{fleet.south_id}/move"), json={"parent_id": west["unit_id"]},
+                  headers=fleet.admin.headers),
+        http.post(fleet.url(f"/units/{west['unit_id']}/move"), json={"parent_id": fleet.south_id},
+                  headers=fleet.admin.headers),
+    )
+    assert sorted(reply.status_code for reply in replies) == [200, 422], [r.text for r in replies]
+    tree = await paths(state, fleet.company_id)
+    for unit_id, (_, path) in tree.items():
+        ids = path.strip("/").split("/")
+        assert ids[0] == str(fleet.root_id) and ids[-1] == str(unit_id) and len(set(ids)) == len(ids)
