@@ -15,6 +15,7 @@ class RevokeReason(StrEnum):
     LOGOUT = "logout"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     PASSWORD_CHANGED = "password_changed"
+    ACCOUNT_DEACTIVATED = "account_deactivated"
 
 
 class AuthSession(Base):
