@@ -21,6 +21,7 @@ from processing.cards.service import CardClosed, IssuedCard, get_card, issue_car
 from processing.crypto import Keyring
 from processing.errors import Conflict, NotFound, ProcessingError
 from processing.orgs.models import Driver, OrgUnit, Vehicle
+from processing.orgs.tree import ensure_open
 
 ACTIVE = "active"
 
@@ -38,10 +39,6 @@ class DriverNotActive(Conflict):
 
 class VehicleNotActive(Conflict):
     code = "vehicle_not_active"
-
-
-class OrgUnitNotActive(Conflict):
-    code = "org_unit_not_active"
 
 
 class CardNotBound(Conflict):
@@ -111,8 +108,7 @@ async def issue_virtual_card(
     )).scalar_one_or_none()
     if unit is None:
         raise NotFound(f"org unit {org_unit_id} does not exist in this company")
-    if unit.status != ACTIVE:
-        raise OrgUnitNotActive(f"org unit {org_unit_id} is {unit.status}; cards are issued in active units")
+    ensure_open(unit, "issue a card in it")
     home_unit_id = unit.id
     if driver_id is not None:
         driver = await _active_driver(session, company_id=company_id, driver_id=driver_id)

@@ -333,3 +333,16 @@ async def test_no_answer_about_cards_carries_a_full_card_number(state, http, clo
         enrollments = (await session.execute(select(DeviceEnrollment.id))).all()
     assert enrollments  # the world still has its phone enrollments; none leaked their DPAN either
     assert all(fleet.world.phone.dpan not in reply.text for reply in replies)
+
+
+async def test_no_card_is_issued_in_a_closed_unit(state, http, fleet):
+    created = await http.post(fleet.url("/units"), json={"parent_id": fleet.root_id, "name": "Closed depot"},
+                              headers=fleet.admin.headers)
+    assert created.status_code == 201, created.text
+    unit_id = created.json()["unit_id"]
+    closed = await http.post(fleet.url(f"/units/{unit_id}/close"), headers=fleet.admin.headers)
+    assert closed.status_code == 200, closed.text
+    before = await database_dump(state)
+    refused = await http.post(fleet.url("/cards"), json={"org_unit_id": unit_id}, headers=fleet.admin.headers)
+    assert refused.status_code == 409 and refused.json()["error"] == "unit_closed", refused.text
+    assert await database_dump(state) == before
