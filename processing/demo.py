@@ -15,9 +15,11 @@ from sqlalchemy import select
 from processing import tokens
 from processing.cards.service import enroll_device, issue_card, masked_card_number
 from processing.db.engine import unit_of_work
+from processing.identity.service import create_user
 from processing.ledger.models import Account
 from processing.ledger.service import find_ledger_problems, top_up
 from processing.money import format_money, format_volume
+from processing.orgs.models import Role
 from processing.orgs.service import (
     create_company,
     create_driver,
@@ -46,6 +48,10 @@ class DemoWorld:
     terminal_code: str
     terminal_key: bytes
     accounts: dict[str, int]
+    company_id: int
+    card_id: int
+    admin_login: str
+    admin_password: str
 
 
 async def seed(state: PlatformState) -> DemoWorld:
@@ -72,6 +78,9 @@ async def seed(state: PlatformState) -> DemoWorld:
         await set_price(session, station_id=station.id, product=Product.DIESEL, price_minor=DIESEL_PRICE_MINOR)
         await set_price(session, station_id=station.id, product=Product.AI95, price_minor=5_890)
         terminal = await create_terminal(session, state.keyring, station_id=station.id, code=f"T-{suffix}")
+        admin_login, admin_password = f"admin-{suffix.lower()}@demo.example", secrets.token_urlsafe(12)
+        await create_user(session, login=admin_login, password=admin_password, role=Role.COMPANY_ADMIN,
+                          full_name="Demo Fleet Admin", company_id=company.id, org_unit_id=unit.id)
         return DemoWorld(
             company_name=company.name,
             masked_card=masked_card_number(issued.card.pan_first6, issued.card.pan_last4),
@@ -80,6 +89,8 @@ async def seed(state: PlatformState) -> DemoWorld:
             accounts={"company available": company.available_account_id,
                       "company held": company.held_account_id,
                       "station network payable": network.payable_account_id},
+            company_id=company.id, card_id=issued.card.id, admin_login=admin_login,
+            admin_password=admin_password,
         )
 
 
@@ -134,6 +145,7 @@ async def run(state: PlatformState, base_url: str, console: Console | None = Non
             product="diesel", amount_minor=300_000, currency="RUB",
         )
         console.print(f"Same token again: response {replay.body['response_code']} - {replay.body['reason']}")
+        seen_by_admin = await _fleet_admin_view(http, world, console)
 
     after = await _balances(state, world.accounts)
     ledger = Table(title="Ledger balances", title_justify="left")
@@ -153,4 +165,27 @@ async def run(state: PlatformState, base_url: str, console: Console | None = Non
         and after["company available"] == before["company available"] - amount
         and after["station network payable"] == before["station network payable"] + amount
         and not problems
+        and seen_by_admin
     )
+
+
+async def _fleet_admin_view(http: httpx.AsyncClient, world: DemoWorld, console: Console) -> bool:
+    """The company admin signs in to the cabinet and sees the sale and the declined replay."""
+    signed_in = await http.post("/v1/cabinet/auth/login",
+                                json={"login": world.admin_login, "password": world.admin_password})
+    if signed_in.status_code != 200:
+        console.print(f"[red]cabinet sign-in failed[/]: {signed_in.text}")
+        return False
+    headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    company = f"/v1/cabinet/companies/{world.company_id}"
+    listed = (await http.get(f"{company}/transactions", headers=headers)).json()["transactions"]
+    table = Table(title="Fleet cabinet: the company's transactions", title_justify="left")
+    for column in ("id", "status", "code", "card", "product", "captured"):
+        table.add_column(column)
+    for row in listed:
+        table.add_row(str(row["authorization_id"]), row["status"], row["response_code"], row["card_number"],
+                      row["product"], format_money(row["captured_amount_minor"]))
+    console.print(table)
+    console.print(f"Fleet cabinet: sign in at POST /v1/cabinet/auth/login as {world.admin_login} "
+                  f"with password {world.admin_password} (demo data only)")
+    return [row["status"] for row in listed] == ["declined", "completed"]
