@@ -14,6 +14,9 @@ from mobile_api.drivers.schemas import (
     DriverProfile,
     EnrollmentIssued,
     EnrollmentRequest,
+    LimitExceptionPage,
+    LimitExceptionRequest,
+    LimitExceptionView,
     TransactionPage,
 )
 from processing.api import StateDep
@@ -61,3 +64,23 @@ async def my_transactions(
 ) -> TransactionPage:
     async with unit_of_work(state.readonly_sessionmaker) as session:
         return await service.transactions(session, driver, limit=limit, cursor=cursor, card_id=card_id)
+
+
+@router.post("/cards/{card_id}/limit-exceptions", response_model=LimitExceptionView, status_code=201,
+             summary="Ask the fleet admins for a one-off raise of the card's limits")
+async def request_limit_exception(card_id: CardId, request: LimitExceptionRequest, driver: DriverDep,
+                                  state: StateDep) -> LimitExceptionView:
+    async with unit_of_work(state.sessionmaker) as session:
+        return await service.request_limit_exception(session, driver, card_id=card_id, request=request,
+                                                     now=state.clock())
+
+
+@router.get("/limit-exceptions", response_model=LimitExceptionPage,
+            summary="My limit exception requests and what became of them, newest first")
+async def my_limit_exceptions(
+    driver: DriverDep, state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> LimitExceptionPage:
+    async with unit_of_work(state.readonly_sessionmaker) as session:
+        return await service.limit_exceptions_page(session, driver, limit=limit, cursor=cursor, now=state.clock())

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class DriverProfile(BaseModel):
@@ -117,4 +118,54 @@ class TransactionView(BaseModel):
 
 class TransactionPage(BaseModel):
     items: list[TransactionView]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")
+
+
+MAX_EXTRA_VOLUME_ML = 2_000_000
+
+
+class LimitExceptionRequest(BaseModel):
+    """A one-off raise: ``extra_value`` more of ``metric`` for one purchase, if an admin approves."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"metric": "volume", "extra_value": 100_000, "reason": "Long trip to Kazan today, need a full tank twice"}
+    ]})
+
+    metric: Literal["amount", "volume"] = Field(description="amount (kopecks) or volume (millilitres).")
+    extra_value: int = Field(ge=1, le=10**9, description="Kopecks (up to 10^9) or millilitres (up to 2,000,000).")
+    reason: str = Field(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+    @model_validator(mode="after")
+    def _volume_in_range(self) -> LimitExceptionRequest:
+        if self.metric == "volume" and self.extra_value > MAX_EXTRA_VOLUME_ML:
+            raise ValueError(f"extra_value for volume is at most {MAX_EXTRA_VOLUME_ML} ml")
+        return self
+
+
+class LimitExceptionView(BaseModel):
+    exception_id: int
+    card_id: int
+    card: str = Field(description="Masked card number.")
+    metric: str
+    extra_value: int
+    unit: str = Field(description="kopecks or ml.")
+    reason: str
+    status: str = Field(description="pending, approved (usable once until valid_until), refused, used, "
+                                    "or expired (approved, not used in time).")
+    requested_at: datetime
+    decided_at: datetime | None
+    decision_comment: str | None
+    valid_until: datetime | None
+    used_at: datetime | None
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "exception_id": 5, "card_id": 7, "card": "7005 12•• •••• 4821", "metric": "volume",
+        "extra_value": 100000, "unit": "ml", "reason": "Long trip to Kazan today", "status": "approved",
+        "requested_at": "2026-11-20T08:15:00Z", "decided_at": "2026-11-20T08:20:00Z",
+        "decision_comment": "ok for today", "valid_until": "2026-11-21T08:20:00Z", "used_at": None,
+    }]})
+
+
+class LimitExceptionPage(BaseModel):
+    items: list[LimitExceptionView]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null at the end.")

@@ -18,6 +18,9 @@ from mobile_api.drivers.schemas import (
     DriverProfile,
     EnrollmentIssued,
     EnrollmentView,
+    LimitExceptionPage,
+    LimitExceptionRequest,
+    LimitExceptionView,
     LimitView,
     StationView,
     TransactionPage,
@@ -29,7 +32,8 @@ from processing.cards.models import Card, DeviceEnrollment, EnrollmentStatus
 from processing.cards.service import CardNotFound, enroll_device, masked_card_number
 from processing.crypto import Keyring
 from processing.errors import ProcessingError
-from processing.limits.models import LimitMetric, ScopeKind
+from processing.limits import exceptions as limit_exceptions
+from processing.limits.models import LimitException, LimitMetric, ScopeKind
 from processing.limits.service import allowed_products, effective_limits
 from processing.orgs.models import Company, Driver, OrgUnit, Vehicle
 from processing.settings import Settings
@@ -199,3 +203,57 @@ def _transaction_view(authorization: Authorization, station_name: str, station_a
         approved=status != AuthorizationStatus.DECLINED, response_code=authorization.response_code,
         reason=authorization.reason,
     )
+
+
+# --- one-off limit exceptions ------------------------------------------------------------------
+
+EXCEPTION_UNITS = {LimitMetric.AMOUNT: "kopecks", LimitMetric.VOLUME: "ml"}
+
+
+def _exception_view(exception: LimitException, first6: str, last4: str, now: datetime) -> LimitExceptionView:
+    return LimitExceptionView(
+        exception_id=exception.id, card_id=exception.card_id, card=masked_card_number(first6, last4),
+        metric=exception.metric, extra_value=exception.extra_value,
+        unit=EXCEPTION_UNITS[LimitMetric(exception.metric)], reason=exception.reason,
+        status=limit_exceptions.shown_status(exception, now).value, requested_at=exception.requested_at,
+        decided_at=exception.decided_at, decision_comment=exception.decision_comment,
+        valid_until=exception.valid_until, used_at=exception.used_at,
+    )
+
+
+async def request_limit_exception(
+    session: AsyncSession, driver: DriverPrincipal, *, card_id: int, request: LimitExceptionRequest,
+    now: datetime,
+) -> LimitExceptionView:
+    """Ask the admins of the card's unit for a one-off raise on the driver's own active card."""
+    card = (await session.execute(
+        select(Card).where(Card.id == card_id, Card.driver_id == driver.driver_id,
+                           Card.company_id == driver.company_id)
+        .with_for_update()  # serialises the count of pending requests of the card
+    )).scalar_one_or_none()
+    if card is None:
+        raise CardNotFound(f"you have no card {card_id}")
+    exception = await limit_exceptions.request_exception(
+        session, card=card, driver_id=driver.driver_id, metric=LimitMetric(request.metric),
+        extra_value=request.extra_value, reason=request.reason, now=now,
+    )
+    return _exception_view(exception, card.pan_first6, card.pan_last4, now)
+
+
+async def limit_exceptions_page(
+    session: AsyncSession, driver: DriverPrincipal, *, limit: int, cursor: str | None, now: datetime,
+) -> LimitExceptionPage:
+    """The driver's own requests, newest first, with their status now."""
+    statement = (
+        select(LimitException, Card.pan_first6, Card.pan_last4)
+        .join(Card, Card.id == LimitException.card_id)
+        .where(LimitException.driver_id == driver.driver_id, LimitException.company_id == driver.company_id)
+        .order_by(LimitException.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor is not None:
+        statement = statement.where(LimitException.id < _decode_cursor(cursor))
+    rows = (await session.execute(statement)).all()
+    items = [_exception_view(exception, first6, last4, now) for exception, first6, last4 in rows[:limit]]
+    next_cursor = _encode_cursor(rows[limit - 1][0].id) if len(rows) > limit else None
+    return LimitExceptionPage(items=items, next_cursor=next_cursor)

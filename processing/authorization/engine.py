@@ -1,7 +1,8 @@
 """The hot path: answer one authorization (pre-authorization hold) in one short transaction.
 
 Order of work, and of row locks: the message slot, the enrollment (its transaction counter),
-the limit counters of the card and its units, the company's available account. Every other
+the limit counters of the card and its units, a one-off limit exception of the card (only when a
+limit bound the amount), the company's available account. Every other
 writer locks in the same order, so concurrent messages queue instead of deadlocking.
 Explicit Core statements only: no ORM lazy loads here.
 """
@@ -36,6 +37,7 @@ from processing.cards.service import (
 from processing.crypto import Keyring
 from processing.ledger.models import Account, EntryKind
 from processing.ledger.service import post_entry
+from processing.limits import exceptions as limit_exceptions
 from processing.limits.models import LimitMetric, LimitPeriod, ScopeKind
 from processing.limits.service import (
     CounterState,
@@ -216,6 +218,7 @@ class _Approval:
     local_day: date
     fraud_verdict: str
     fraud_reason: str
+    limit_exception_id: int | None = None
 
 
 async def _decide(
@@ -267,6 +270,10 @@ async def _decide(
 
     counters = await lock_counters(session, scopes, local_time.date())
     amount, binding = _fit_to_limits(request, card, station, limits, counters)
+    exception_id, limits_alone = None, amount
+    if binding is not None and binding.decided_by == "limits" and binding.decline_reason in _LIFTABLE:
+        exception_id, amount, binding = await _lift_with_exception(
+            session, request, card, station, limits, counters, amount, binding, now=now)
 
     funds = (
         await session.execute(
@@ -282,6 +289,8 @@ async def _decide(
                           f"not enough money on the company account for {format_money(request.amount_minor, request.currency)}")
     if amount < request.amount_minor and (amount <= 0 or not request.partial_approval_allowed):
         raise _Declined(binding)
+    if amount <= limits_alone:
+        exception_id = None  # the money bound it below what the limits alone allowed: not needed
 
     volume = _volume_for(amount, product, station.price_minor)
     card_counters = {
@@ -302,8 +311,32 @@ async def _decide(
         amount_minor=amount, volume_ml=volume, partial=amount < request.amount_minor,
         counters=counters, available_account_id=card.available_account_id,
         held_account_id=card.held_account_id, local_day=local_time.date(),
-        fraud_verdict=fraud.verdict.value, fraud_reason=fraud.reason,
+        fraud_verdict=fraud.verdict.value, fraud_reason=fraud.reason, limit_exception_id=exception_id,
     )
+
+
+_LIFTABLE = frozenset(limit_exceptions.METRIC_OF_DECLINE_REASON)
+
+
+async def _lift_with_exception(
+    session: AsyncSession, request: AuthorizationRequest, card: _CardRow, station: _StationRow,
+    limits: list[LimitRule], counters: list[CounterState], amount: int, binding: Decline, *, now: datetime,
+) -> tuple[int | None, int, Decline | None]:
+    """An amount or volume limit bound the amount: an approved exception of the card may lift it.
+
+    Returns (exception id if it allows more, the amount, the check that binds it now).
+    """
+    exception = await limit_exceptions.usable_exception(
+        session, card_id=card.card_id, driver_id=card.driver_id, org_unit_path=card.org_unit_path,
+        metric=limit_exceptions.METRIC_OF_DECLINE_REASON[binding.decline_reason], now=now,
+    )
+    if exception is None:
+        return None, amount, binding
+    lifted = limit_exceptions.lifted_limits(limits, exception, org_unit_path=card.org_unit_path)
+    lifted_amount, lifted_binding = _fit_to_limits(request, card, station, lifted, counters)
+    if lifted_amount <= amount:
+        return None, amount, binding  # a limit above the approver (or the tank) still binds
+    return exception.id, lifted_amount, lifted_binding
 
 
 async def _check_token(
@@ -481,6 +514,9 @@ async def _record_approval(
     )
     await add_to_counters(session, approval.counters, amount_minor=approval.amount_minor,
                           volume_ml=approval.volume_ml, count=1)
+    if approval.limit_exception_id is not None:
+        await limit_exceptions.mark_used(session, exception_id=approval.limit_exception_id,
+                                         authorization_id=authorization_id, now=now)
     return AuthorizationAnswer(
         terminal_transaction_id=request.terminal_transaction_id, authorization_id=authorization_id,
         approved=True, response_code=code, decline_reason=None, reason=reason,
