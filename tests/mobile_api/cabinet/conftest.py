@@ -155,7 +155,7 @@ def is_admin_action(method: str, path: str) -> bool:
 @pytest_asyncio.fixture
 async def fleet(state, http):
     """The fleet, and after the test: every successful admin action it made is in the audit log,
-    with a snapshot before or after."""
+    with the object before (except for a creation) and after."""
     built = await build_fleet(state)
     actions: list[tuple[str, str, str]] = []
 
@@ -169,11 +169,23 @@ async def fleet(state, http):
     http.event_hooks["response"].remove(remember)
     async with unit_of_work(state.readonly_sessionmaker) as session:
         entries = (await session.execute(
-            select(AuditEntry.request_id, AuditEntry.before, AuditEntry.after)
+            select(AuditEntry.request_id, AuditEntry.action, AuditEntry.before, AuditEntry.after)
         )).all()
-    traced = {entry.request_id for entry in entries if entry.before is not None or entry.after is not None}
-    untraced = [action for action in actions if action[2] not in traced]
-    assert not untraced, f"admin actions missing from the audit log (or without before/after): {untraced}"
+    by_request: dict[str, list] = {}
+    for entry in entries:
+        by_request.setdefault(entry.request_id, []).append(entry)
+    missing = [action for action in actions if action[2] not in by_request]
+    assert not missing, f"admin actions missing from the audit log: {missing}"
+    incomplete = [
+        (entry.action, entry.before, entry.after)
+        for _, _, request_id in actions for entry in by_request[request_id]
+        if entry.after is None or (entry.before is None and not entry.action.endswith(CREATIONS))
+    ]
+    assert not incomplete, f"audit entries without their before and after snapshots: {incomplete}"
+
+
+# Actions that bring an object into being: nothing to show "before".
+CREATIONS = (".create", ".issue", ".invite")
 
 
 def with_headers(caller: Caller, **extra) -> Caller:
