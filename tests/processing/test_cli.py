@@ -105,15 +105,19 @@ def test_users_add_creates_an_operator_who_signs_in_to_the_cabinet(tmp_path):
                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert wrong.returncode == 2 and "--company-id" in wrong.stdout
 
-    from fastapi.testclient import TestClient
+    import asyncio
 
     from processing.app import create_app
     from processing.settings import Settings
 
-    settings = Settings(data_dir=tmp_path / "data")
-    with TestClient(create_app(settings, run_background_tasks=False)) as client:
-        reply = client.post("/v1/cabinet/auth/login",
-                            json={"login": "ops@platform.example", "password": "a long operator password"})
-        assert reply.status_code == 200, reply.text
-        me = client.get("/v1/cabinet/me", headers={"Authorization": f"Bearer {reply.json()['access_token']}"})
-        assert me.json()["role"] == "platform_operator"
+    async def sign_in() -> dict:
+        app = create_app(Settings(data_dir=tmp_path / "data"), run_background_tasks=False)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://host") as client:
+            reply = await client.post("/v1/cabinet/auth/login",
+                                      json={"login": "ops@platform.example", "password": "a long operator password"})
+            assert reply.status_code == 200, reply.text
+            me = await client.get("/v1/cabinet/me", headers={"Authorization": f"Bearer {reply.json()['access_token']}"})
+            await app.state.platform.engine.dispose()
+            return me.json()
+
+    assert asyncio.run(sign_in())["role"] == "platform_operator"
