@@ -134,3 +134,29 @@ def app(state):
 async def http(app) -> httpx.AsyncClient:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://host") as client:
         yield client
+
+
+NATS_URL = os.environ.get("FUELCARD_TEST_NATS_URL", "nats://127.0.0.1:4222")
+REQUIRE_NATS = os.environ.get("FUELCARD_TEST_REQUIRE_NATS") == "1"
+
+
+@pytest.fixture(scope="session")
+def nats_url() -> str:
+    """A real NATS server with JetStream (scripts/test starts one); skipped only outside scripts/test."""
+    import nats
+
+    async def probe() -> None:
+        connection = await nats.connect(NATS_URL, connect_timeout=3, max_reconnect_attempts=0)
+        try:
+            await connection.jetstream().account_info()
+        finally:
+            await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as error:  # noqa: BLE001 - any failure to reach the server
+        message = f"NATS with JetStream not reachable at {NATS_URL}: {error!r}"
+        if REQUIRE_NATS:
+            pytest.fail(message)
+        pytest.skip(message)
+    return NATS_URL

@@ -1,0 +1,7 @@
+"""Every router of the CRM bridge (inbound CRM API, event replay, payments), mounted by processing.app."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
