@@ -4,4 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from crm_bridge.api import endpoints as crm_api
+
 router = APIRouter()
+router.include_router(crm_api.router)

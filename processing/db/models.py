@@ -8,12 +8,14 @@ from processing.authorization.models import (  # noqa: F401
     TerminalMessage,
 )
 from processing.cards.models import Card, DeviceEnrollment  # noqa: F401
+from processing.contracts.models import CompanyExternalId, Contract  # noqa: F401
 from processing.db.base import Base
 from processing.identity.models import AuthSession, DriverInvitation, RefreshToken  # noqa: F401
 from processing.ledger.models import Account, JournalEntry, JournalLine  # noqa: F401
 from processing.limits.models import Limit, LimitCounter, LimitException, SpendingControl  # noqa: F401
 from processing.orgs.models import Company, Driver, OrgUnit, User, Vehicle  # noqa: F401
 from processing.outbox.models import CompanySequence, OutboxEvent  # noqa: F401
+from processing.service_clients.models import CrmClient, CrmIdempotencyKey  # noqa: F401
 from processing.stations.models import Station, StationNetwork, StationProduct, Terminal  # noqa: F401
 
 metadata = Base.metadata

@@ -1,0 +1,1 @@
+"""Customer contracts (owned by the fuel company's CRM): credit line, tariff, the CRM's id."""

@@ -1,0 +1,1 @@
+"""Machine clients of the platform (the fuel company's CRM): credentials and idempotency keys."""
