@@ -4,4 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from crm_bridge.topups import endpoints as topups
+
 router = APIRouter()
+router.include_router(topups.router)
