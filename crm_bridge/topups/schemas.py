@@ -12,7 +12,7 @@ _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 
 class CardPaymentRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"company_id": 1, "amount_minor": 500_000, "return_url": "https://cabinet.example/topups/done"}]})
 
     company_id: int = Id
@@ -41,7 +41,7 @@ class CallbackAnswer(BaseModel):
 
 
 class InvoiceRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"company_id": 1, "amount_minor": 55_000}]})
 
     company_id: int = Id
@@ -70,7 +70,7 @@ class InvoicePage(BaseModel):
 
 
 class InnRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"inn": "7707083893"}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"inn": "7707083893"}]})
 
     inn: str = Field(pattern=r"^(\d{10}|\d{12})$", description="10 digits (organisation) or 12 (person).")
 
@@ -123,14 +123,14 @@ class StatementLinePage(BaseModel):
 
 
 class ConfirmRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"company_id": 1}]})
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [{"company_id": 1}]})
 
     company_id: int = Id
     invoice_id: int | None = Field(default=None, ge=1, le=2**62)
 
 
 class ReassignRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"company_id": 1, "reason": "the payer phoned: paid for Fleet 1"}]})
 
     company_id: int = Id
@@ -139,7 +139,7 @@ class ReassignRequest(BaseModel):
 
 
 class RejectRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"examples": [
         {"reason": "not our customer; returned to the payer"}]})
 
     reason: str = Field(min_length=3, max_length=500, pattern=_PRINTABLE)

@@ -215,13 +215,13 @@ async def _load_lookups(session: AsyncSession, payments: list[ParsedPayment]) ->
     for chunk in _chunks(inns):
         lookups.company_by_inn.update((await session.execute(
             select(CompanyTaxId.inn, CompanyTaxId.company_id).where(CompanyTaxId.inn.in_(chunk))
-        )).tuples().all())
+        )).all())
     company_ids = sorted({view.company_id for view in lookups.invoices_by_id.values()}
                          | set(lookups.company_by_inn.values()))
     currencies: dict[int, str] = {}
     for chunk in _chunks(company_ids):
         currencies.update((await session.execute(
-            select(Company.id, Company.currency).where(Company.id.in_(chunk)))).tuples().all())
+            select(Company.id, Company.currency).where(Company.id.in_(chunk)))).all())
     return lookups, currencies
 
 

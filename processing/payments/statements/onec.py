@@ -64,33 +64,36 @@ def decode(raw: bytes) -> tuple[str, int]:
     if raw.startswith(b"\xef\xbb\xbf"):
         raise StatementRejected(1, "the file is UTF-8 (it starts with a byte-order mark); "
                                 "1CClientBankExchange files are Windows-1251 or DOS (cp866)")
-    declared = None
-    for codec in ("cp1251", "cp866"):
-        text = raw.decode(codec, errors="replace")
-        for number, line in enumerate(text.split("\n")[:40], start=1):
-            key, _, value = line.rstrip("\r").partition("=")
-            if key == "Кодировка":
-                declared = (codec, value.strip(), number)
-                break
-        if declared:
-            break
-    codec, declared_line = "cp1251", 0
-    if declared:
-        found_in, value, declared_line = declared
-        if value not in ENCODINGS:
-            raise StatementRejected(declared_line, f"Кодировка={value!r}: expected Windows or DOS")
-        codec = ENCODINGS[value]
-        if codec != found_in:
-            raise StatementRejected(declared_line, f"the file says Кодировка={value} but its bytes are "
-                                    f"{'DOS (cp866)' if found_in == 'cp866' else 'Windows-1251'}")
-    if _looks_like_utf8(raw):
+    found_in, value, declared_line = _find_declaration(raw)
+    if found_in == "utf-8" or (found_in is None and _looks_like_utf8(raw)):
         raise StatementRejected(declared_line or 1, "the file is UTF-8 encoded; 1CClientBankExchange "
                                 "files are Windows-1251 (Кодировка=Windows) or DOS (Кодировка=DOS)")
+    codec = "cp1251"
+    if found_in is not None:
+        if value not in ENCODINGS:
+            raise StatementRejected(declared_line, f"Кодировка={value[:20]!r}: expected Windows or DOS")
+        codec = ENCODINGS[value]
+        if codec != found_in:
+            actual = "DOS (cp866)" if found_in == "cp866" else "Windows-1251"
+            raise StatementRejected(declared_line, f"the file says Кодировка={value} but its bytes are {actual}")
     try:
         return raw.decode(codec), declared_line
     except UnicodeDecodeError as error:
         raise StatementRejected(line_of_offset(raw, error.start),
                                 f"byte 0x{raw[error.start]:02x} is not {codec}") from None
+
+
+def _find_declaration(raw: bytes) -> tuple[str | None, str, int]:
+    """Where ``Кодировка=`` reads as such: in cp1251, cp866 or UTF-8 bytes (only the true
+    encoding of the file spells the key right)."""
+    head = b"\n".join(raw.split(b"\n", 40)[:40])
+    for codec in ("cp1251", "cp866", "utf-8"):
+        text = head.decode(codec, errors="replace")
+        for number, line in enumerate(text.split("\n"), start=1):
+            key, _, value = line.rstrip("\r").partition("=")
+            if key.strip() == "Кодировка":
+                return codec, value.strip(), number
+    return None, "", 0
 
 
 def _looks_like_utf8(raw: bytes) -> bool:
