@@ -37,7 +37,7 @@ from processing.audit.service import snapshot
 from processing.authorization.schemas import ErrorBody
 from processing.db.engine import unit_of_work
 from processing.payments import card_payments, companies, invoices, queue
-from processing.payments.errors import CardPaymentNotFound, GatewayNotConfigured, StatementTooLarge
+from processing.payments.errors import CardPaymentNotFound, GatewayNotConfigured, PayloadTooLarge
 from processing.payments.gateway import MAX_CALLBACK_BYTES, SIGNATURE_HEADER, verify_callback
 from processing.payments.models import Invoice, StatementLineStatus
 from processing.payments.statement_import import MAX_STATEMENT_BYTES, import_statement
@@ -99,7 +99,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise StatementTooLarge(f"the body is larger than {limit - 1} bytes")
+            raise PayloadTooLarge(f"the body is larger than {limit - 1} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -93,9 +93,9 @@ class StatementRejected(ProcessingError):
         return {**super().body(), "line": self.line}
 
 
-class StatementTooLarge(ProcessingError):
+class PayloadTooLarge(ProcessingError):
     status_code = 413
-    code = "statement_too_large"
+    code = "payload_too_large"
 
 
 class ConcurrentImport(Conflict):

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing.orgs.models import Company
 from processing.payments.crediting import Credit, credit_many
-from processing.payments.errors import ConcurrentImport, StatementTooLarge
+from processing.payments.errors import ConcurrentImport, PayloadTooLarge
 from processing.payments.invoice_numbers import find_invoice_numbers
 from processing.payments.invoices import record_payment
 from processing.payments.matching import Decision, InvoiceView, Lookups, decide
@@ -76,7 +76,7 @@ def _chunks(values: Sequence, size: int = _IN_CHUNK) -> Iterable[Sequence]:
 async def import_statement(session: AsyncSession, *, raw: bytes, format: str, now: datetime,
                            user_id: int | None) -> ImportResult:
     if len(raw) > MAX_STATEMENT_BYTES:
-        raise StatementTooLarge(f"a statement is at most {MAX_STATEMENT_BYTES // 2**20} MiB")
+        raise PayloadTooLarge(f"a statement is at most {MAX_STATEMENT_BYTES // 2**20} MiB")
     parsed = parse_statement(raw, format)
     summary = ImportSummary(statement_id=0, lines=len(parsed.payments))
     incoming = [payment for payment in parsed.payments if payment.incoming]

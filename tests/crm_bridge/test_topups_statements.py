@@ -3,6 +3,7 @@ the operator's queue, and malformed files refused without a trace."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date
 
 import pytest
@@ -165,3 +166,30 @@ async def test_a_malformed_statement_is_refused_naming_the_line_and_nothing_is_c
         assert body["line"] == line
     assert await database_dump(state) == before
     assert await available_balance(state, world.company_id) == 0
+
+
+async def test_the_same_statement_imported_twice_at_once_credits_once(http, state, world):
+    a1 = await issue(http, world, world.company_id, 70_000)
+    raw = render_onec(OURS, [transfer("201", a1["payable_amount_minor"], INN_A, f"по счету {a1['number']}"),
+                             transfer("202", 10_000, INN_A, "аванс"),
+                             transfer("203", 777, INN_STRANGER, "?")])
+    answers = await asyncio.gather(*[import_file(http, world, raw) for _ in range(3)])
+    assert sorted(answer.status_code for answer in answers)[0] == 201
+    assert all(answer.status_code in (201, 409) for answer in answers), [a.text for a in answers]
+    assert sum(answer.json().get("credited_minor", 0) for answer in answers if answer.status_code == 201) == (
+        a1["payable_amount_minor"] + 10_000)
+    assert await available_balance(state, world.company_id) == a1["payable_amount_minor"] + 10_000
+    async with unit_of_work(state.readonly_sessionmaker) as session:
+        assert await find_ledger_problems(session) == []
+
+    queued = (await http.get("/v1/topups/queue", headers=world.operator)).json()["items"]
+    assert len(queued) == 1
+    url = f"/v1/topups/queue/{queued[0]['id']}"
+    decisions = await asyncio.gather(
+        http.post(f"{url}/reassign", headers=world.operator, json={"company_id": world.company_id, "reason": "first"}),
+        http.post(f"{url}/reassign", headers=world.operator,
+                  json={"company_id": world.other_company_id, "reason": "second"}),
+        http.post(f"{url}/reject", headers=world.operator, json={"reason": "third"}))
+    assert sorted(answer.status_code for answer in decisions) == [200, 409, 409]
+    total = (await available_balance(state, world.company_id)) + (await available_balance(state, world.other_company_id))
+    assert total - a1["payable_amount_minor"] - 10_000 in (0, 777)
