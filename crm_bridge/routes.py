@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from crm_bridge.api import endpoints as crm_api
+from crm_bridge.topups import endpoints as topups
 
 router = APIRouter()
 router.include_router(crm_api.router)
+router.include_router(topups.router)

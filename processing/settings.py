@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1, le=100)
     login_lockout_minutes: int = Field(default=15, ge=1, le=24 * 60)
 
+    # Top-ups by bank card: the payment gateway's base URL and the secret shared with it (it signs
+    # our requests and its callbacks, HMAC-SHA256). Without a secret card top-ups are refused.
+    gateway_url: str = "http://127.0.0.1:8090"
+    gateway_secret: SecretStr | None = None
+    gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+
     pan_prefix: str = Field(default="700512", pattern=r"^7\d{5,9}$")
     dpan_prefix: str = Field(default="700590", pattern=r"^7\d{5,9}$")
     auto_migrate: bool = True

@@ -15,6 +15,13 @@ from processing.ledger.models import Account, JournalEntry, JournalLine  # noqa:
 from processing.limits.models import Limit, LimitCounter, LimitException, SpendingControl  # noqa: F401
 from processing.orgs.models import Company, Driver, OrgUnit, User, Vehicle  # noqa: F401
 from processing.outbox.models import CompanySequence, OutboxEvent  # noqa: F401
+from processing.payments.models import (  # noqa: F401
+    BankStatement,
+    CardPayment,
+    CompanyTaxId,
+    Invoice,
+    StatementLine,
+)
 from processing.service_clients.models import CrmClient, CrmIdempotencyKey  # noqa: F401
 from processing.stations.models import Station, StationNetwork, StationProduct, Terminal  # noqa: F401
 

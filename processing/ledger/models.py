@@ -47,6 +47,7 @@ class EntryKind(StrEnum):
     CAPTURE = "capture"
     RELEASE = "release"
     TOP_UP = "top_up"
+    TOP_UP_REFUND = "top_up_refund"  # a card top-up the gateway refunded: the reverse of TOP_UP
 
 
 class JournalEntry(Base):

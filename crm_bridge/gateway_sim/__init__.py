@@ -1,0 +1,1 @@
+"""A payment gateway simulator with the wire behaviour of processing.payments.gateway."""
