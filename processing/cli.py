@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
+from processing.accounting.cli import app as accounting_app
 from processing.db.engine import unit_of_work
 from processing.db.migrate import upgrade
 from processing.settings import get_settings
@@ -30,6 +31,7 @@ app.add_typer(holds_app, name="holds")
 users_app = typer.Typer(help="Sign-in users of the cabinet and the consoles.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(users_app, name="users")
+app.add_typer(accounting_app, name="accounting")
 console = Console()
 
 

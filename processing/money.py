@@ -15,3 +15,17 @@ def format_volume(volume_ml: int) -> str:
     sign = "-" if volume_ml < 0 else ""
     litres, millilitres = divmod(abs(volume_ml), 1000)
     return f"{sign}{litres}.{millilitres // 10:02d} l"
+
+
+def decimal_amount(amount_minor: int) -> str:
+    """12345 -> "123.45": exact, no grouping, no currency (a CSV cell, an export)."""
+    sign = "-" if amount_minor < 0 else ""
+    major, minor = divmod(abs(amount_minor), 100)
+    return f"{sign}{major}.{minor:02d}"
+
+
+def decimal_litres(volume_ml: int) -> str:
+    """45800 -> "45.800"."""
+    sign = "-" if volume_ml < 0 else ""
+    litres, millilitres = divmod(abs(volume_ml), 1000)
+    return f"{sign}{litres}.{millilitres:03d}"

@@ -50,6 +50,9 @@ from processing.limits.service import (
 )
 from processing.money import format_money, format_volume
 from processing.orgs.models import Company, CompanyStatus, OrgUnit, Vehicle
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.service import emit
 from processing.products import FUELS, TANK_PRODUCTS, VOLUME_PRODUCTS
 from processing.settings import Settings
 from processing.stations.models import (
@@ -98,6 +101,8 @@ class _Facts:
     enrollment_id: int | None = None
     org_unit_id: int | None = None
     masked_card: str | None = None
+    card_first6: str | None = None
+    card_last4: str | None = None
     token_atc: int | None = None
     clock_skew_seconds: int | None = None
     unit_price_minor: int | None = None
@@ -125,9 +130,10 @@ async def authorize(
         approval = await _decide(session, facts, station, terminal=terminal, request=request,
                                  keyring=keyring, settings=settings, fraud_check=fraud_check, now=now)
     except _Declined as declined:
-        answer = await _record_decline(session, facts, declined.decline, terminal=terminal, request=request, now=now)
+        answer = await _record_decline(session, facts, declined.decline, station, terminal=terminal,
+                                       request=request, now=now)
     else:
-        answer = await _record_approval(session, facts, approval, terminal=terminal, request=request,
+        answer = await _record_approval(session, facts, approval, station, terminal=terminal, request=request,
                                         settings=settings, now=now)
     logger.info(
         "authorization terminal=%s txn=%s card=%s code=%s reason=%s amount=%s",
@@ -149,13 +155,16 @@ class _StationRow:
     region: str
     price_minor: int | None
     price_currency: str | None
+    station_code: str
+    station_name: str
 
 
 async def _load_station(session: AsyncSession, terminal_id: int, product: str) -> _StationRow:
     row = (
         await session.execute(
             select(Terminal.station_id, Terminal.status, Station.status, Station.network_id,
-                   Station.region, StationProduct.price_minor, StationProduct.currency)
+                   Station.region, StationProduct.price_minor, StationProduct.currency,
+                   Station.code, Station.name)
             .join(Station, Station.id == Terminal.station_id)
             .outerjoin(StationProduct, (StationProduct.station_id == Station.id)
                        & (StationProduct.product == product))
@@ -365,6 +374,7 @@ async def _check_token(
     facts.company_id, facts.card_id, facts.enrollment_id = card.company_id, card.card_id, card.enrollment_id
     facts.driver_id, facts.org_unit_id = card.driver_id, card.org_unit_id
     facts.masked_card = masked_card_number(card.pan_first6, card.pan_last4)
+    facts.card_first6, facts.card_last4 = card.pan_first6, card.pan_last4
     if card.enrollment_status != EnrollmentStatus.ACTIVE:
         raise _decline("enrollment", ResponseCode.INVALID_CARD, "enrollment_revoked",
                        "the card was removed from this phone; enroll it again")
@@ -468,9 +478,23 @@ async def _insert_authorization(session: AsyncSession, values: dict) -> int:
     return (await session.execute(insert(Authorization).returning(Authorization.id), [values])).scalar_one()
 
 
+def _event_marks(facts: _Facts, station: _StationRow, authorization_id: int, *, terminal: TerminalIdentity,
+                 request: AuthorizationRequest) -> payloads.AuthorizationMarks:
+    """The event's markers, from what the checks already loaded (no further reads)."""
+    return payloads.AuthorizationMarks(
+        company_id=facts.company_id, authorization_id=authorization_id, terminal_code=terminal.code,
+        terminal_transaction_id=request.terminal_transaction_id,
+        station=payloads.StationMarks(station.station_id, station.station_code, station.station_name,
+                                      station.network_id),
+        card=payloads.CardMarks(facts.card_id, facts.card_first6, facts.card_last4),
+        driver_id=facts.driver_id, org_unit_id=facts.org_unit_id, product=request.product.value,
+        currency=request.currency, unit_price_minor=facts.unit_price_minor,
+    )
+
+
 async def _record_decline(
-    session: AsyncSession, facts: _Facts, decline: Decline, *, terminal: TerminalIdentity,
-    request: AuthorizationRequest, now: datetime,
+    session: AsyncSession, facts: _Facts, decline: Decline, station: _StationRow, *,
+    terminal: TerminalIdentity, request: AuthorizationRequest, now: datetime,
 ) -> AuthorizationAnswer:
     authorization_id = await _insert_authorization(session, {
         **_common_values(facts, terminal=terminal, request=request, now=now),
@@ -478,6 +502,15 @@ async def _record_decline(
         "response_code": decline.response_code, "decided_by": decline.decided_by,
         "decline_reason": decline.decline_reason, "reason": decline.reason,
     })
+    if facts.company_id is not None:
+        # A token tied to no card (or refused before the card was known) concerns no company:
+        # it stays in the authorization log and the security console, not in a company's events.
+        await emit(session, EventType.AUTHORIZATION_DECLINED, company_id=facts.company_id, now=now,
+                   payload=payloads.authorization_declined(
+                       _event_marks(facts, station, authorization_id, terminal=terminal, request=request),
+                       requested_amount_minor=request.amount_minor, response_code=decline.response_code,
+                       decline_reason=decline.decline_reason, reason=decline.reason,
+                       decided_by=decline.decided_by, entry_mode=request.entry_mode))
     return AuthorizationAnswer(
         terminal_transaction_id=request.terminal_transaction_id, authorization_id=authorization_id,
         approved=False, response_code=decline.response_code, decline_reason=decline.decline_reason,
@@ -488,8 +521,8 @@ async def _record_decline(
 
 
 async def _record_approval(
-    session: AsyncSession, facts: _Facts, approval: _Approval, *, terminal: TerminalIdentity,
-    request: AuthorizationRequest, settings: Settings, now: datetime,
+    session: AsyncSession, facts: _Facts, approval: _Approval, station: _StationRow, *,
+    terminal: TerminalIdentity, request: AuthorizationRequest, settings: Settings, now: datetime,
 ) -> AuthorizationAnswer:
     code = ResponseCode.PARTIAL_APPROVAL if approval.partial else ResponseCode.APPROVED
     reason = "approved" if not approval.partial else (
@@ -506,12 +539,19 @@ async def _record_approval(
         "decline_reason": None, "reason": reason, "fraud_verdict": approval.fraud_verdict,
         "counted_on": approval.local_day, "hold_expires_at": hold_expires_at,
     })
-    await post_entry(
+    entry_id = await post_entry(
         session, kind=EntryKind.HOLD, company_id=facts.company_id, authorization_id=authorization_id,
         description=f"hold for terminal {terminal.code} transaction {request.terminal_transaction_id}",
         lines=[(approval.available_account_id, -approval.amount_minor),
-               (approval.held_account_id, approval.amount_minor)],
+               (approval.held_account_id, approval.amount_minor)], now=now,
     )
+    await emit(session, EventType.AUTHORIZATION_APPROVED, company_id=facts.company_id, now=now,
+               payload=payloads.authorization_approved(
+                   _event_marks(facts, station, authorization_id, terminal=terminal, request=request),
+                   requested_amount_minor=request.amount_minor, amount_minor=approval.amount_minor,
+                   volume_ml=approval.volume_ml, partial=approval.partial, response_code=code,
+                   entry_mode=request.entry_mode, hold_expires_at=hold_expires_at,
+                   fraud_verdict=approval.fraud_verdict, journal_entry_id=entry_id))
     await add_to_counters(session, approval.counters, amount_minor=approval.amount_minor,
                           volume_ml=approval.volume_ml, count=1)
     if approval.limit_exception_id is not None:

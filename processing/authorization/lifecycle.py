@@ -7,6 +7,7 @@ authorization path), each message in one transaction.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -50,9 +51,12 @@ from processing.ledger.service import post_entry
 from processing.limits.service import adjust_counters, lock_counters, scopes_for_card
 from processing.money import format_money, format_volume
 from processing.orgs.models import Company, OrgUnit
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.service import emit
 from processing.products import VOLUME_PRODUCTS
 from processing.settings import Settings
-from processing.stations.models import Station, StationNetwork
+from processing.stations.models import Station, StationNetwork, Terminal
 
 logger = logging.getLogger(__name__)
 
@@ -101,19 +105,24 @@ async def complete(
         )
     _check_amount_against_volume(authorization, request, settings)
 
-    company, scopes, payable_account_id = await _accounts_and_scopes(session, authorization)
+    context = await _hold_context(session, authorization)
+    company, scopes = context.company, context.scopes
     await adjust_counters(
         session, scopes, counted_on=authorization.counted_on, now_local_day=_local_day(company, now),
         amount_minor=request.amount_minor - hold,
         volume_ml=request.volume_ml - authorization.hold_volume_ml, count=0,
     )
-    await post_entry(
+    entry_id = await post_entry(
         session, kind=EntryKind.CAPTURE, company_id=company.id, authorization_id=authorization.id,
         description=f"sale at terminal {terminal.code} transaction {transaction_id}",
         lines=[(company.held_account_id, -hold),
                (company.available_account_id, hold - request.amount_minor),
-               (payable_account_id, request.amount_minor)],
+               (context.payable_account_id, request.amount_minor)], now=now,
     )
+    await emit(session, EventType.AUTHORIZATION_COMPLETED, company_id=company.id, now=now,
+               payload=payloads.authorization_completed(
+                   context.marks, amount_minor=request.amount_minor, volume_ml=request.volume_ml,
+                   hold_amount_minor=hold, response_code=ResponseCode.APPROVED, journal_entry_id=entry_id))
     session.add(Completion(
         authorization_id=authorization.id, amount_minor=request.amount_minor,
         volume_ml=request.volume_ml, product=request.product.value,
@@ -172,20 +181,41 @@ def _check_amount_against_volume(
         )
 
 
-async def _accounts_and_scopes(session: AsyncSession, authorization: Authorization):
+@dataclass(frozen=True, slots=True)
+class _HoldContext:
+    """What closing a hold needs: the accounts, the limit scopes, and the event's markers."""
+
+    company: Company
+    scopes: list
+    payable_account_id: int
+    marks: payloads.AuthorizationMarks
+
+
+async def _hold_context(session: AsyncSession, authorization: Authorization) -> _HoldContext:
     row = (
         await session.execute(
-            select(Company, OrgUnit.path, StationNetwork.payable_account_id)
+            select(Company, OrgUnit.path, StationNetwork.payable_account_id, Card.pan_first6, Card.pan_last4,
+                   Station.code, Station.name, Station.network_id, Terminal.code)
             .select_from(Card)
             .join(Company, Company.id == Card.company_id)
             .join(OrgUnit, OrgUnit.id == Card.org_unit_id)
             .join(Station, Station.id == authorization.station_id)
             .join(StationNetwork, StationNetwork.id == Station.network_id)
+            .join(Terminal, Terminal.id == authorization.terminal_id)
             .where(Card.id == authorization.card_id)
         )
     ).one()
-    company, unit_path, payable_account_id = row
-    return company, scopes_for_card(authorization.card_id, unit_path), payable_account_id
+    company, unit_path, payable_account_id, first6, last4, station_code, station_name, network_id, terminal_code = row
+    marks = payloads.AuthorizationMarks(
+        company_id=company.id, authorization_id=authorization.id, terminal_code=terminal_code,
+        terminal_transaction_id=authorization.terminal_transaction_id,
+        station=payloads.StationMarks(authorization.station_id, station_code, station_name, network_id),
+        card=payloads.CardMarks(authorization.card_id, first6, last4), driver_id=authorization.driver_id,
+        org_unit_id=authorization.org_unit_id, product=authorization.product, currency=authorization.currency,
+        unit_price_minor=authorization.unit_price_minor,
+    )
+    return _HoldContext(company=company, scopes=scopes_for_card(authorization.card_id, unit_path),
+                        payable_account_id=payable_account_id, marks=marks)
 
 
 def _local_day(company: Company, now: datetime):
@@ -194,19 +224,27 @@ def _local_day(company: Company, now: datetime):
 
 async def _release(
     session: AsyncSession, authorization: Authorization, *, source: ReversalSource, reason: str,
-    now: datetime, company: Company, scopes: list,
+    now: datetime, context: _HoldContext,
 ) -> None:
     """Give the whole hold back to the company and take it off the limit counters."""
+    company, scopes = context.company, context.scopes
     await adjust_counters(
         session, scopes, counted_on=authorization.counted_on, now_local_day=_local_day(company, now),
         amount_minor=-authorization.approved_amount_minor,
         volume_ml=-authorization.hold_volume_ml, count=-1,
     )
-    await post_entry(
+    entry_id = await post_entry(
         session, kind=EntryKind.RELEASE, company_id=company.id, authorization_id=authorization.id,
         description=f"{source} release: {reason}",
         lines=[(company.held_account_id, -authorization.approved_amount_minor),
-               (company.available_account_id, authorization.approved_amount_minor)],
+               (company.available_account_id, authorization.approved_amount_minor)], now=now,
+    )
+    await emit(
+        session, EventType.AUTHORIZATION_REVERSED if source == ReversalSource.TERMINAL else EventType.HOLD_EXPIRED,
+        company_id=company.id, now=now,
+        payload=payloads.hold_released(
+            context.marks, source=str(source), amount_minor=authorization.approved_amount_minor,
+            volume_ml=authorization.hold_volume_ml, reason=reason, journal_entry_id=entry_id),
     )
     session.add(Reversal(
         authorization_id=authorization.id, source=source, reason=reason,
@@ -256,9 +294,8 @@ async def reverse(
         raise AuthorizationCompleted()
     elif authorization.status == AuthorizationStatus.APPROVED:
         released = authorization.approved_amount_minor
-        company, scopes, _ = await _accounts_and_scopes(session, authorization)
         await _release(session, authorization, source=ReversalSource.TERMINAL, reason=request.reason,
-                       now=now, company=company, scopes=scopes)
+                       now=now, context=await _hold_context(session, authorization))
         status, words = AuthorizationStatus.REVERSED.value, f"released {format_money(released, authorization.currency)}"
     else:
         status = authorization.status
@@ -291,19 +328,18 @@ async def expire_stale_holds(session: AsyncSession, *, now: datetime, batch_size
     # One batch touches several cards: lock all of a company's counters first, in the one
     # sorted order, as an authorization does. Locking them card by card would hold the shared
     # unit counters while waiting for a card's, the reverse of an authorization: a deadlock.
-    by_company: dict[int, list] = {}
+    by_company: dict[int, list[tuple[Authorization, _HoldContext]]] = {}
     for authorization in stale:
-        company, scopes, _ = await _accounts_and_scopes(session, authorization)
-        by_company.setdefault(company.id, []).append((authorization, company, scopes))
+        context = await _hold_context(session, authorization)
+        by_company.setdefault(context.company.id, []).append((authorization, context))
     for company_id in sorted(by_company):
         holds = by_company[company_id]
-        company = holds[0][1]
-        all_scopes = sorted({scope for _, _, scopes in holds for scope in scopes})
+        company = holds[0][1].company
+        all_scopes = sorted({scope for _, context in holds for scope in context.scopes})
         await lock_counters(session, all_scopes, _local_day(company, now))
-        for authorization, company, scopes in holds:
+        for authorization, context in holds:
             await _release(session, authorization, source=ReversalSource.EXPIRY,
-                           reason="no completion before the hold expired", now=now,
-                           company=company, scopes=scopes)
+                           reason="no completion before the hold expired", now=now, context=context)
     if stale:
         logger.info("expired %d stale holds", len(stale))
     return len(stale)

@@ -10,6 +10,7 @@ driver enrolls the card in their own app.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from typing import Final
 
@@ -19,9 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from processing.cards.models import Card, CardStatus
 from processing.cards.service import CardClosed, IssuedCard, get_card, issue_card, revoke_enrollments
 from processing.crypto import Keyring
+from processing.db.base import utc_now
 from processing.errors import Conflict, NotFound, ProcessingError
 from processing.orgs.models import Driver, OrgUnit, Vehicle
 from processing.orgs.tree import ensure_open
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.service import emit
 
 ACTIVE = "active"
 
@@ -99,10 +104,11 @@ async def _active_vehicle(session: AsyncSession, *, company_id: int, vehicle_id:
 
 async def issue_virtual_card(
     session: AsyncSession, keyring: Keyring, *, company_id: int, org_unit_id: int, pan_prefix: str,
-    driver_id: int | None = None, vehicle_id: int | None = None,
+    driver_id: int | None = None, vehicle_id: int | None = None, now: datetime | None = None,
 ) -> IssuedCard:
     """A new active card, usable at once. Given a driver, the card lives in the driver's unit,
-    which must be ``org_unit_id`` or below it; the driver sees it in the app at once."""
+    which must be ``org_unit_id`` or below it; the driver sees it in the app at once.
+    Emits card.issued (with the holder; no separate card.bound)."""
     unit = (await session.execute(
         select(OrgUnit).where(OrgUnit.id == org_unit_id, OrgUnit.company_id == company_id)
     )).scalar_one_or_none()
@@ -120,17 +126,19 @@ async def issue_virtual_card(
     if vehicle_id is not None:
         await _active_vehicle(session, company_id=company_id, vehicle_id=vehicle_id)
     return await issue_card(session, keyring, company_id=company_id, org_unit_id=home_unit_id,
-                            pan_prefix=pan_prefix, driver_id=driver_id, vehicle_id=vehicle_id)
+                            pan_prefix=pan_prefix, driver_id=driver_id, vehicle_id=vehicle_id, now=now)
 
 
 async def bind_card(
     session: AsyncSession, *, card_id: int, driver_id: int, vehicle_id: int | None | _Keep = KEEP,
+    now: datetime | None = None,
 ) -> BindOutcome:
     """Bind the card to a driver (and a vehicle, or none; KEEP leaves the vehicle as it is).
 
     The card moves to the driver's unit. A different driver than before means every phone
     enrollment of the card is revoked: the previous holder's tokens stop working at once.
-    Binding to the same driver again only changes the vehicle.
+    Binding to the same driver again only changes the vehicle. Emits card.bound when the holder
+    (driver, vehicle or unit) changed.
     """
     card = await get_card(session, card_id)
     driver = await _active_driver(session, company_id=card.company_id, driver_id=driver_id)
@@ -148,12 +156,15 @@ async def bind_card(
     if vehicle_id is not KEEP:
         card.vehicle_id = vehicle_id
     await session.flush()
-    return BindOutcome(card=card, before=before, after=_holder(card), revoked_enrollments=revoked)
+    outcome = BindOutcome(card=card, before=before, after=_holder(card), revoked_enrollments=revoked)
+    if outcome.after != before:
+        await _emit_holder_change(session, outcome, bound=True, now=now)
+    return outcome
 
 
-async def unbind_card(session: AsyncSession, *, card_id: int) -> BindOutcome:
+async def unbind_card(session: AsyncSession, *, card_id: int, now: datetime | None = None) -> BindOutcome:
     """Take the card from its driver and vehicle: a spare card of its unit. Every phone
-    enrollment is revoked (the driver's tokens stop working at once)."""
+    enrollment is revoked (the driver's tokens stop working at once). Emits card.unbound."""
     card = await get_card(session, card_id, for_update=True)
     if card.status == CardStatus.CLOSED:
         raise CardClosed(f"card {card_id} is closed")
@@ -164,4 +175,18 @@ async def unbind_card(session: AsyncSession, *, card_id: int) -> BindOutcome:
     card.driver_id = None
     card.vehicle_id = None
     await session.flush()
-    return BindOutcome(card=card, before=before, after=_holder(card), revoked_enrollments=revoked)
+    outcome = BindOutcome(card=card, before=before, after=_holder(card), revoked_enrollments=revoked)
+    await _emit_holder_change(session, outcome, bound=False, now=now)
+    return outcome
+
+
+async def _emit_holder_change(session: AsyncSession, outcome: BindOutcome, *, bound: bool,
+                              now: datetime | None) -> None:
+    card, before = outcome.card, outcome.before
+    await emit(
+        session, EventType.CARD_BOUND if bound else EventType.CARD_UNBOUND, company_id=card.company_id,
+        payload=payloads.card_holder_changed(
+            card, bound=bound, previous_driver_id=before.driver_id, previous_vehicle_id=before.vehicle_id,
+            previous_org_unit_id=before.org_unit_id, revoked_enrollments=outcome.revoked_enrollments),
+        now=now or utc_now(),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -11,10 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing import tokens
 from processing.cards.models import Card, CardStatus, DeviceEnrollment, EnrollmentStatus
+from processing.cards.numbers import masked_card_number as masked_card_number  # re-exported
 from processing.crypto import Keyring
 from processing.db.base import utc_now
 from processing.errors import Conflict, NotFound
 from processing.orgs.models import OrgUnit
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.service import emit
 
 PAN_PURPOSE = "pan"
 DPAN_PURPOSE = "dpan"
@@ -35,11 +40,6 @@ class CardClosed(Conflict):
     code = "card_closed"
 
 
-def masked_card_number(first6: str, last4: str) -> str:
-    """How a card number is shown anywhere: "7005 12•• •••• 1234" (16-digit PANs)."""
-    return f"{first6[:4]} {first6[4:6]}•• •••• {last4}"
-
-
 @dataclass(frozen=True)
 class IssuedCard:
     card: Card
@@ -55,9 +55,9 @@ class Enrollment:
 
 async def issue_card(
     session: AsyncSession, keyring: Keyring, *, company_id: int, org_unit_id: int,
-    pan_prefix: str, driver_id: int | None = None, vehicle_id: int | None = None,
+    pan_prefix: str, driver_id: int | None = None, vehicle_id: int | None = None, now: datetime | None = None,
 ) -> IssuedCard:
-    """A new active virtual card with a fresh Luhn-valid PAN, stored encrypted."""
+    """A new active virtual card with a fresh Luhn-valid PAN, stored encrypted; emits card.issued."""
     unit = await session.get(OrgUnit, org_unit_id)
     if unit is None or unit.company_id != company_id:
         raise NotFound(f"org unit {org_unit_id} does not exist in this company")
@@ -76,6 +76,8 @@ async def issue_card(
     )
     session.add(card)
     await session.flush()
+    await emit(session, EventType.CARD_ISSUED, company_id=company_id, payload=payloads.card_issued(card),
+               now=now or utc_now())
     return IssuedCard(card=card, pan=pan)
 
 
@@ -89,18 +91,31 @@ async def get_card(session: AsyncSession, card_id: int, *, for_update: bool = Fa
     return card
 
 
+_STATUS_EVENTS = {CardStatus.ACTIVE: EventType.CARD_UNBLOCKED, CardStatus.BLOCKED: EventType.CARD_BLOCKED,
+                  CardStatus.CLOSED: EventType.CARD_CLOSED}
+
+
 async def set_card_status(
-    session: AsyncSession, *, card_id: int, status: CardStatus, reason: str | None = None
+    session: AsyncSession, *, card_id: int, status: CardStatus, reason: str | None = None,
+    now: datetime | None = None,
 ) -> Card:
-    """Block, unblock or close. A closed card stays closed; closing revokes its enrollments."""
+    """Block, unblock or close. A closed card stays closed; closing revokes its enrollments.
+
+    A change of status emits card.blocked, card.unblocked or card.closed; a new reason for the
+    same status (re-blocking a blocked card) changes the card but is no status event."""
     card = await get_card(session, card_id, for_update=True)
     if card.status == CardStatus.CLOSED and status != CardStatus.CLOSED:
         raise CardClosed(f"card {card_id} is closed and cannot change status")
+    previous_status = card.status
     card.status = status
     card.status_reason = reason
     if status == CardStatus.CLOSED:
         await revoke_enrollments(session, card_id=card_id)
     await session.flush()
+    if previous_status != status:
+        await emit(session, _STATUS_EVENTS[CardStatus(status)], company_id=card.company_id,
+                   payload=payloads.card_status_changed(card, previous_status=previous_status),
+                   now=now or utc_now())
     return card
 
 

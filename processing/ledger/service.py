@@ -5,10 +5,12 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from processing.db.base import utc_now
 from processing.errors import NotFound, ProcessingError
 from processing.ledger.models import (
     Account,
@@ -18,6 +20,9 @@ from processing.ledger.models import (
     JournalLine,
 )
 from processing.orgs.models import Company
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.service import emit
 
 
 class UnbalancedEntry(ProcessingError):
@@ -32,6 +37,14 @@ class InvalidAmount(ProcessingError):
 
 class CompanyNotFound(NotFound):
     code = "company_not_found"
+
+
+class InvalidReference(ProcessingError):
+    status_code = 422
+    code = "invalid_reference"
+
+
+REFERENCE_MAX_LENGTH = 200
 
 
 async def create_account(
@@ -50,11 +63,13 @@ async def create_account(
 async def post_entry(
     session: AsyncSession, *, kind: EntryKind, lines: Sequence[tuple[int, int]],
     company_id: int | None = None, authorization_id: int | None = None, description: str = "",
+    now: datetime | None = None,
 ) -> int:
     """Write one balanced journal entry and move the cached balances with it.
 
     ``lines`` are (account_id, signed amount in minor units); zero lines are dropped. Balances
-    are updated in account-id order so concurrent postings lock rows in the same order.
+    are updated in account-id order so concurrent postings lock rows in the same order. ``now``
+    stamps the entry (the caller's clock, so the entry and its event fall on the same day).
     """
     lines = [(account_id, amount) for account_id, amount in lines if amount != 0]
     if sum(amount for _, amount in lines) != 0:
@@ -63,7 +78,7 @@ async def post_entry(
         await session.execute(
             insert(JournalEntry).returning(JournalEntry.id),
             [{"kind": kind, "company_id": company_id, "authorization_id": authorization_id,
-              "description": description}],
+              "description": description, "created_at": now or utc_now()}],
         )
     ).scalar_one()
     if not lines:
@@ -112,19 +127,30 @@ async def funding_account_id(session: AsyncSession, currency: str) -> int:
 
 
 async def top_up(
-    session: AsyncSession, *, company_id: int, amount_minor: int, description: str = "top-up"
+    session: AsyncSession, *, company_id: int, amount_minor: int, description: str = "top-up",
+    reference: str | None = None, now: datetime | None = None,
 ) -> int:
-    """Credit a company's available balance with money received from outside."""
+    """Credit a company's available balance with money received from outside; emits
+    account.top_up_credited. ``reference`` names the payment for accounting (a gateway payment id,
+    a bank statement line); returns the journal entry id."""
     if amount_minor <= 0:
         raise InvalidAmount("a top-up must be a positive amount")
+    if reference is not None and len(reference) > REFERENCE_MAX_LENGTH:
+        raise InvalidReference(f"a payment reference has at most {REFERENCE_MAX_LENGTH} characters")
     company = await session.get(Company, company_id)
     if company is None:
         raise CompanyNotFound(f"company {company_id} does not exist")
+    now = now or utc_now()
     funding_id = await funding_account_id(session, company.currency)
-    return await post_entry(
-        session, kind=EntryKind.TOP_UP, company_id=company_id, description=description,
+    entry_id = await post_entry(
+        session, kind=EntryKind.TOP_UP, company_id=company_id, description=description, now=now,
         lines=[(funding_id, -amount_minor), (company.available_account_id, amount_minor)],
     )
+    await emit(session, EventType.TOP_UP_CREDITED, company_id=company_id, now=now,
+               payload=payloads.top_up_credited(
+                   company_id=company_id, amount_minor=amount_minor, currency=company.currency,
+                   journal_entry_id=entry_id, description=description, reference=reference))
+    return entry_id
 
 
 @dataclass(frozen=True)

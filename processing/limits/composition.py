@@ -28,6 +28,8 @@ from datetime import date, datetime
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from processing.cards.models import Card
+from processing.db.base import utc_now
 from processing.errors import ProcessingError
 from processing.limits.models import (
     ExceptionStatus,
@@ -50,7 +52,10 @@ from processing.limits.service import (
     window_minutes,
 )
 from processing.money import format_money, format_volume
-from processing.orgs.models import OrgUnit, path_ids
+from processing.orgs.models import Company, OrgUnit, path_ids
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.service import emit
 from processing.products import FUELS, Product
 from processing.stations.models import Station, StationNetwork
 
@@ -258,12 +263,37 @@ async def check_limits_within_parents(
         )
 
 
+async def _scope_marks(session: AsyncSession, scope: ScopeRef) -> payloads.LimitScopeMarks:
+    """Whose limits these are, for the limit.changed event (an admin path: one more read is fine)."""
+    if scope.kind == ScopeKind.CARD:
+        row = (await session.execute(
+            select(Card.company_id, Company.currency, Card.org_unit_id, Card.pan_first6, Card.pan_last4)
+            .join(Company, Company.id == Card.company_id).where(Card.id == scope.id)
+        )).one()
+        return payloads.LimitScopeMarks(company_id=row[0], currency=row[1], scope_kind=ScopeKind.CARD.value,
+                                        scope_id=scope.id, org_unit_id=row[2],
+                                        card=payloads.CardMarks(scope.id, row[3], row[4]))
+    row = (await session.execute(
+        select(OrgUnit.company_id, Company.currency)
+        .join(Company, Company.id == OrgUnit.company_id).where(OrgUnit.id == scope.id)
+    )).one()
+    return payloads.LimitScopeMarks(company_id=row[0], currency=row[1], scope_kind=ScopeKind.ORG_UNIT.value,
+                                    scope_id=scope.id, org_unit_id=scope.id)
+
+
+async def _emit_limit_change(session: AsyncSession, scope: ScopeRef, build, *, now: datetime | None, **changes):
+    marks = await _scope_marks(session, scope)
+    await emit(session, EventType.LIMIT_CHANGED, company_id=marks.company_id, payload=build(marks, **changes),
+               now=now or utc_now())
+
+
 async def replace_limits(
     session: AsyncSession, *, scope: ScopeRef, unit_path: str, limits: Sequence[LimitSpec], currency: str,
-    subject: str | None = None,
+    subject: str | None = None, now: datetime | None = None,
 ) -> tuple[list[LimitSpec], list[LimitSpec]]:
     """Replace the scope's whole limit set; returns (before, after). Takes effect on the next
-    authorization. Every limit of the new set must fit under the units above the scope."""
+    authorization. Every limit of the new set must fit under the units above the scope.
+    Emits one limit.changed when the set changed."""
     new = check_limit_set(limits)
     await check_limits_within_parents(session, scope=scope, unit_path=unit_path, limits=new,
                                       currency=currency, subject=subject)
@@ -276,18 +306,26 @@ async def replace_limits(
         await set_limit(session, scope_kind=ScopeKind(scope.kind), scope_id=scope.id,
                         metric=LimitMetric(limit.metric), period=LimitPeriod(limit.period),
                         max_value=limit.max_value)
+    if before != new:
+        await _emit_limit_change(session, scope, payloads.limits_changed, now=now,
+                                 before=[limit.as_dict() for limit in before],
+                                 after=[limit.as_dict() for limit in new])
     return before, new
 
 
 async def remove_one_limit(
-    session: AsyncSession, *, scope: ScopeRef, metric: str, period: str
+    session: AsyncSession, *, scope: ScopeRef, metric: str, period: str, now: datetime | None = None,
 ) -> LimitSpec:
-    """Remove one limit of the scope (always allowed: the units above still bind). 404 if none."""
-    removed = next((limit for limit in await scope_limits(session, scope_kind=scope.kind, scope_id=scope.id)
-                    if limit.key() == (metric, period)), None)
+    """Remove one limit of the scope (always allowed: the units above still bind). 404 if none.
+    Emits limit.changed with the scope's whole set before and after."""
+    before = await scope_limits(session, scope_kind=scope.kind, scope_id=scope.id)
+    removed = next((limit for limit in before if limit.key() == (metric, period)), None)
     if removed is None:
         raise LimitNotFound(f"{scope.label} has no {metric} limit per {period}")
     await _delete_limit(session, scope, metric, period)
+    await _emit_limit_change(session, scope, payloads.limits_changed, now=now,
+                             before=[limit.as_dict() for limit in before],
+                             after=[limit.as_dict() for limit in before if limit is not removed])
     return removed
 
 
@@ -406,10 +444,10 @@ async def check_controls_within_parents(
 
 async def replace_controls(
     session: AsyncSession, *, scope: ScopeRef, unit_path: str, controls: ControlSpec,
-    subject: str | None = None,
+    subject: str | None = None, now: datetime | None = None,
 ) -> tuple[ControlSpec, ControlSpec]:
     """Replace the scope's spending controls; returns (before, after). Takes effect on the next
-    authorization."""
+    authorization. Emits one limit.changed when they changed."""
     new = await check_control_set(session, controls)
     await check_controls_within_parents(session, scope=scope, unit_path=unit_path, controls=new,
                                         subject=subject)
@@ -418,6 +456,9 @@ async def replace_controls(
                        allowed_products=new.allowed_products, allowed_station_ids=new.allowed_station_ids,
                        allowed_network_ids=new.allowed_network_ids, allowed_regions=new.allowed_regions,
                        allowed_weekdays=new.allowed_weekdays, allowed_hours=new.allowed_hours)
+    if before != new:
+        await _emit_limit_change(session, scope, payloads.controls_changed, now=now,
+                                 before=before.as_dict(), after=new.as_dict())
     return before, new
 
 

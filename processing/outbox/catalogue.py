@@ -13,6 +13,7 @@ class EventType(Enum):
     # value, version
     CARD_ISSUED = ("card.issued", 1)
     CARD_BOUND = ("card.bound", 1)
+    CARD_UNBOUND = ("card.unbound", 1)
     CARD_BLOCKED = ("card.blocked", 1)
     CARD_UNBLOCKED = ("card.unblocked", 1)
     CARD_CLOSED = ("card.closed", 1)

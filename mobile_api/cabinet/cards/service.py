@@ -138,6 +138,7 @@ async def issue(session: AsyncSession, state: PlatformState, actor: CabinetActor
     issued = await binding.issue_virtual_card(
         session, state.keyring, company_id=actor.company_id, org_unit_id=unit.id,
         pan_prefix=state.settings.pan_prefix, driver_id=request.driver_id, vehicle_id=request.vehicle_id,
+        now=now,
     )
     card = issued.card
     await actor.record(session, action="card.issue", target_kind="card", target_id=card.id,
@@ -163,7 +164,7 @@ async def bind(session: AsyncSession, actor: CabinetActor, card_id: int, request
         if vehicle_id is not None:
             await scoped_vehicle(session, actor, vehicle_id)
     outcome = await binding.bind_card(session, card_id=card.id, driver_id=request.driver_id,
-                                      vehicle_id=vehicle_id)
+                                      vehicle_id=vehicle_id, now=now)
     await actor.record(session, action="card.bind", target_kind="card", target_id=card.id,
                        org_unit_path=await _path(session, outcome.card.org_unit_id), before=before,
                        after=_card_snapshot(outcome.card, revoked_enrollments=outcome.revoked_enrollments),
@@ -175,7 +176,7 @@ async def bind(session: AsyncSession, actor: CabinetActor, card_id: int, request
 async def unbind(session: AsyncSession, actor: CabinetActor, card_id: int, *, now: datetime) -> BoundCard:
     card, path = await scoped_card(session, actor, card_id, for_update=True)
     before = _card_snapshot(card)
-    outcome = await binding.unbind_card(session, card_id=card.id)
+    outcome = await binding.unbind_card(session, card_id=card.id, now=now)
     await actor.record(session, action="card.unbind", target_kind="card", target_id=card.id,
                        org_unit_path=path, before=before,
                        after=_card_snapshot(outcome.card, revoked_enrollments=outcome.revoked_enrollments),
@@ -190,11 +191,11 @@ async def change_status(session: AsyncSession, actor: CabinetActor, card_id: int
     card, path = await scoped_card(session, actor, card_id, for_update=True)
     before = _card_snapshot(card)
     if action == "block":
-        card = await card_status.block_card(session, card_id=card.id, reason=reason)
+        card = await card_status.block_card(session, card_id=card.id, reason=reason, now=now)
     elif action == "unblock":
-        card = await card_status.unblock_card(session, card_id=card.id)
+        card = await card_status.unblock_card(session, card_id=card.id, now=now)
     elif action == "close":
-        card = await card_status.close_card(session, card_id=card.id, reason=reason)
+        card = await card_status.close_card(session, card_id=card.id, reason=reason, now=now)
     else:  # pragma: no cover - the endpoints name the action
         raise ValueError(action)
     await actor.record(session, action=f"card.{action}", target_kind="card", target_id=card.id,

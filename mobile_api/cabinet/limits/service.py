@@ -119,6 +119,7 @@ async def put_limits(session: AsyncSession, actor: CabinetActor, *, kind: str, s
     before, after = await composition.replace_limits(
         session, scope=found.scope, unit_path=found.unit_path, currency=found.currency, subject=found.subject,
         limits=[LimitSpec(item.metric.value, item.period.value, item.max_value) for item in request.limits],
+        now=now,
     )
     await actor.record(session, action="limit.set", target_kind=kind, target_id=scope_id,
                        org_unit_path=found.unit_path, before={"limits": [limit.as_dict() for limit in before]},
@@ -131,7 +132,7 @@ async def delete_limit(session: AsyncSession, actor: CabinetActor, *, kind: str,
     """Remove one limit (the units above still bind)."""
     found = await target(session, actor, kind=kind, scope_id=scope_id, write=True)
     before = await composition.scope_limits(session, scope_kind=kind, scope_id=scope_id)
-    await composition.remove_one_limit(session, scope=found.scope, metric=metric, period=period)
+    await composition.remove_one_limit(session, scope=found.scope, metric=metric, period=period, now=now)
     after = await composition.scope_limits(session, scope_kind=kind, scope_id=scope_id)
     await actor.record(session, action="limit.remove", target_kind=kind, target_id=scope_id,
                        org_unit_path=found.unit_path, before={"limits": [limit.as_dict() for limit in before]},
@@ -159,7 +160,7 @@ async def put_controls(session: AsyncSession, actor: CabinetActor, *, kind: str,
         else [[_minutes(window.from_), _minutes(window.to)] for window in request.allowed_hours],
     )
     before, after = await composition.replace_controls(session, scope=found.scope, unit_path=found.unit_path,
-                                                       controls=wanted, subject=found.subject)
+                                                       controls=wanted, subject=found.subject, now=now)
     await actor.record(session, action="controls.set", target_kind=kind, target_id=scope_id,
                        org_unit_path=found.unit_path, before=_controls_snapshot(before),
                        after=_controls_snapshot(after), now=now)

@@ -65,7 +65,8 @@ async def _sale(terminal, phone, clock, hold: int, amount: int, volume_ml: int, 
 async def spend(state, http, clock, fleet) -> Activity:
     """Run the activity described above; returns the authorization ids."""
     async with unit_of_work(state.sessionmaker) as session:
-        await top_up(session, company_id=fleet.company_id, amount_minor=TOP_UP, description="bank transfer 42")
+        await top_up(session, company_id=fleet.company_id, amount_minor=TOP_UP, description="bank transfer 42",
+                     now=clock())
     terminal = fleet.world.terminal(http, clock)
     ivan, olga = fleet.world.phone, await olga_phone(state, fleet)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
-
 import pytest
 from sqlalchemy import update
 
@@ -107,13 +104,14 @@ async def test_statement_lines_sum_to_the_balances_and_tell_what_moved(state, ht
 
 
 async def test_statement_period_has_opening_and_closing_balances(state, http, clock, fleet):
-    # Journal entries carry the time they were posted (the wall clock), so the periods are cut there.
-    await asyncio.sleep(0.02)
-    before_spending = datetime.now(UTC)
-    await asyncio.sleep(0.02)
+    # Journal entries carry the platform clock of the change that posted them, so the periods are cut
+    # there. make_world's top-up (no clock given: the wall clock) comes well before the spending.
+    clock.advance(60)
+    before_spending = clock()
+    clock.advance(1)
     await spend(state, http, clock, fleet)
-    await asyncio.sleep(0.02)
-    after_spending = datetime.now(UTC)
+    clock.advance(1)
+    after_spending = clock()
 
     whole = await all_lines(http, fleet)
     period = await all_lines(http, fleet, **{"from": before_spending.isoformat(), "to": after_spending.isoformat()})

@@ -1,0 +1,1 @@
+"""Event payload schemas (JSON Schema per event type and version)."""
