@@ -188,6 +188,12 @@ class TopUpCreditedV1(_Payload):
     reference: str | None = Field(max_length=200, description="the payment's id at its source")
 
 
+class TopUpRefundedV1(TopUpCreditedV1):
+    """A card top-up the payment gateway refunded: the amount leaves the company's available balance."""
+
+    operation: Literal["top_up_refund"]
+
+
 # --- limits ----------------------------------------------------------------------------------
 
 class LimitItem(_Payload):
@@ -243,6 +249,7 @@ PAYLOAD_MODELS: dict[EventType, type[BaseModel]] = {
     EventType.AUTHORIZATION_REVERSED: AuthorizationReversedV1,
     EventType.HOLD_EXPIRED: HoldExpiredV1,
     EventType.TOP_UP_CREDITED: TopUpCreditedV1,
+    EventType.TOP_UP_REFUNDED: TopUpRefundedV1,
     EventType.LIMIT_CHANGED: LimitChangedV1,
 }
 

@@ -34,7 +34,7 @@ AVAILABLE = "available"
 HELD = "held"
 ACCOUNTS = (AVAILABLE, HELD)
 # The journal entry kind each register operation is booked as.
-ENTRY_KIND = {"top_up": EntryKind.TOP_UP.value, "hold": EntryKind.HOLD.value,
+ENTRY_KIND = {"top_up": EntryKind.TOP_UP.value, "top_up_refund": EntryKind.TOP_UP_REFUND.value, "hold": EntryKind.HOLD.value,
               "capture": EntryKind.CAPTURE.value, "release": EntryKind.RELEASE.value}
 KINDS = tuple(ENTRY_KIND.values())
 
@@ -45,6 +45,8 @@ def implied_movement(row: RegisterRow) -> Movement:
     """How a register row moves the company's accounts."""
     if row.operation == "top_up":
         return {AVAILABLE: row.amount_minor, HELD: 0}
+    if row.operation == "top_up_refund":
+        return {AVAILABLE: -row.amount_minor, HELD: 0}
     if row.operation == "hold":
         return {AVAILABLE: -row.amount_minor, HELD: row.amount_minor}
     if row.operation == "capture":

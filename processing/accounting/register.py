@@ -29,7 +29,7 @@ from processing.outbox.catalogue import EventType
 from processing.outbox.models import OutboxEvent
 from processing.outbox.payloads import MONEY_OPERATIONS
 
-MONEY_EVENTS = (EventType.TOP_UP_CREDITED, EventType.AUTHORIZATION_APPROVED, EventType.AUTHORIZATION_COMPLETED,
+MONEY_EVENTS = (EventType.TOP_UP_CREDITED, EventType.TOP_UP_REFUNDED, EventType.AUTHORIZATION_APPROVED, EventType.AUTHORIZATION_COMPLETED,
                 EventType.AUTHORIZATION_REVERSED, EventType.HOLD_EXPIRED)
 
 
@@ -207,7 +207,7 @@ def _row(event_id: str, occurred_at: datetime, payload: dict, zone: ZoneInfo,
          driver_names: dict[int, str | None]) -> RegisterRow:
     operation = payload["operation"]
     driver_id = payload.get("driver_id")
-    details = payload.get("description") if operation == "top_up" else payload.get("reason")
+    details = payload.get("description") if operation in ("top_up", "top_up_refund") else payload.get("reason")
     return RegisterRow(
         occurred_at=occurred_at, local_time=occurred_at.astimezone(zone), operation=operation,
         amount_minor=payload["amount_minor"], currency=payload["currency"], volume_ml=payload.get("volume_ml", 0),

@@ -21,6 +21,9 @@ from processing.errors import Conflict, NotFound, ProcessingError
 from processing.ledger.models import Account
 from processing.orgs.models import Company
 from processing.orgs.tree import serialise
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.service import emit
 
 
 class CompanyNotFound(NotFound):
@@ -113,6 +116,12 @@ async def set_contract(
     account = (await session.execute(
         select(Account).where(Account.id == company.available_account_id).with_for_update()
     )).scalar_one()
+    previous_limit = account.credit_limit_minor
     account.credit_limit_minor = credit_limit_minor
     await session.flush()
+    if previous_limit != credit_limit_minor:
+        await emit(session, EventType.LIMIT_CHANGED, company_id=company.id, now=now,
+                   payload=payloads.credit_limit_changed(company_id=company.id, currency=company.currency,
+                                                         before_minor=previous_limit,
+                                                         after_minor=credit_limit_minor))
     return before, contract

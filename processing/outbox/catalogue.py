@@ -23,6 +23,7 @@ class EventType(Enum):
     AUTHORIZATION_REVERSED = ("authorization.reversed", 1)
     HOLD_EXPIRED = ("authorization.expired", 1)
     TOP_UP_CREDITED = ("account.top_up_credited", 1)
+    TOP_UP_REFUNDED = ("account.top_up_refunded", 1)
     LIMIT_CHANGED = ("limit.changed", 1)
 
     def __new__(cls, name: str, version: int):

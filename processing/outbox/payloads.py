@@ -30,6 +30,7 @@ class Operation:
     RELEASE = "release"
     DECLINE = "decline"
     TOP_UP = "top_up"
+    TOP_UP_REFUND = "top_up_refund"
     CARD_ISSUE = "card_issue"
     CARD_BIND = "card_bind"
     CARD_UNBIND = "card_unbind"
@@ -38,7 +39,8 @@ class Operation:
 
 
 # Operations that move money and appear in the accounting register.
-MONEY_OPERATIONS = (Operation.TOP_UP, Operation.HOLD, Operation.CAPTURE, Operation.RELEASE)
+MONEY_OPERATIONS = (Operation.TOP_UP, Operation.TOP_UP_REFUND, Operation.HOLD, Operation.CAPTURE,
+                    Operation.RELEASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +160,16 @@ def top_up_credited(
         "currency": currency, "journal_entry_id": journal_entry_id, "description": description,
         "reference": reference,
     }
+
+
+def top_up_refunded(
+    *, company_id: int, amount_minor: int, currency: str, journal_entry_id: int, description: str,
+    reference: str | None,
+) -> dict[str, Any]:
+    """A card top-up the gateway gave back: the reverse of top_up_credited."""
+    return {**top_up_credited(company_id=company_id, amount_minor=amount_minor, currency=currency,
+                              journal_entry_id=journal_entry_id, description=description, reference=reference),
+            "operation": Operation.TOP_UP_REFUND}
 
 
 # --- cards -----------------------------------------------------------------------------------

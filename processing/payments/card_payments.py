@@ -28,6 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing.ledger.models import EntryKind
 from processing.ledger.service import funding_account_id, post_entry, top_up
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.service import emit
 from processing.payments.companies import get_company
 from processing.payments.errors import (
     CallbackMismatch,
@@ -135,12 +138,13 @@ async def apply_gateway_callback(session: AsyncSession, *, callback: GatewayCall
     entry_id = None
     if callback.status == S.CAPTURED:
         entry_id = await top_up(session, company_id=payment.company_id, amount_minor=payment.amount_minor,
-                                description=f"card top-up, gateway payment {callback.payment_id}")
+                                description=f"card top-up, gateway payment {callback.payment_id}",
+                                reference=f"gateway payment {callback.payment_id}"[:200], now=now)
         await session.execute(update(CardPayment).where(CardPayment.id == payment.id)
                               .values(credited_entry_id=entry_id)
                               .execution_options(synchronize_session=False))
     elif callback.status == S.REFUNDED:
-        refund_id = await _debit_back(session, payment)
+        refund_id = await _debit_back(session, payment, now=now)
         await session.execute(update(CardPayment).where(CardPayment.id == payment.id)
                               .values(refund_entry_id=refund_id)
                               .execution_options(synchronize_session=False))
@@ -152,14 +156,21 @@ async def apply_gateway_callback(session: AsyncSession, *, callback: GatewayCall
     return CallbackOutcome("applied", payment.id, callback.status, entry_id or payment.credited_entry_id)
 
 
-async def _debit_back(session: AsyncSession, payment: CardPayment) -> int:
+async def _debit_back(session: AsyncSession, payment: CardPayment, *, now: datetime) -> int:
     """The reverse of the top-up. The gateway has already returned the money to the card, so this
     is a fact to record, not a request to refuse: the balance may go below zero (and below the
     credit limit), after which authorizations decline until the company tops up again."""
     company = await get_company(session, payment.company_id)
     funding_id = await funding_account_id(session, payment.currency)
-    return await post_entry(
-        session, kind=EntryKind.TOP_UP_REFUND, company_id=payment.company_id,
-        description=f"card top-up refunded, gateway payment {payment.gateway_payment_id}",
+    description = f"card top-up refunded, gateway payment {payment.gateway_payment_id}"
+    entry_id = await post_entry(
+        session, kind=EntryKind.TOP_UP_REFUND, company_id=payment.company_id, description=description,
         lines=[(company.available_account_id, -payment.amount_minor), (funding_id, payment.amount_minor)],
+        now=now,
     )
+    await emit(session, EventType.TOP_UP_REFUNDED, company_id=payment.company_id, now=now,
+               payload=payloads.top_up_refunded(
+                   company_id=payment.company_id, amount_minor=payment.amount_minor, currency=payment.currency,
+                   journal_entry_id=entry_id, description=description,
+                   reference=f"gateway payment {payment.gateway_payment_id}"[:200]))
+    return entry_id

@@ -9,16 +9,22 @@ proves the result the same way.
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from processing.db.base import utc_now
 from processing.ledger.models import Account, EntryKind, JournalEntry, JournalLine
 from processing.ledger.service import funding_account_id
 from processing.orgs.models import Company
+from processing.outbox import payloads
+from processing.outbox.catalogue import EventType
+from processing.outbox.models import OutboxEvent
 from processing.payments.errors import CompanyNotFound, InvalidTopUp
 
 _CHUNK = 2_000
@@ -29,10 +35,13 @@ class Credit:
     company_id: int
     amount_minor: int
     description: str
+    reference: str | None = None  # names the payment for accounting (account.top_up_credited)
 
 
-async def credit_many(session: AsyncSession, credits: Sequence[Credit]) -> list[int]:
-    """One TOP_UP journal entry per credit, in order; returns their ids."""
+async def credit_many(session: AsyncSession, credits: Sequence[Credit], *, now: datetime | None = None) -> list[int]:
+    """One TOP_UP journal entry and one account.top_up_credited event per credit, in order;
+    returns the entry ids."""
+    now = now or utc_now()
     if not credits:
         return []
     if any(credit.amount_minor <= 0 for credit in credits):
@@ -52,7 +61,7 @@ async def credit_many(session: AsyncSession, credits: Sequence[Credit]) -> list[
         entry_ids += list((await session.execute(
             insert(JournalEntry).returning(JournalEntry.id, sort_by_parameter_order=True),
             [{"kind": EntryKind.TOP_UP, "company_id": credit.company_id, "authorization_id": None,
-              "description": credit.description[:300]} for credit in chunk],
+              "description": credit.description[:300], "created_at": now} for credit in chunk],
         )).scalars())
     movements: dict[int, int] = defaultdict(int)
     lines = []
@@ -69,4 +78,16 @@ async def credit_many(session: AsyncSession, credits: Sequence[Credit]) -> list[
     for account_id in sorted(movements):
         await session.execute(update(Account).where(Account.id == account_id)
                               .values(balance_minor=Account.balance_minor + movements[account_id]))
+    events = [
+        {"event_id": str(uuid.uuid4()), "event_type": EventType.TOP_UP_CREDITED.value,
+         "schema_version": EventType.TOP_UP_CREDITED.version, "company_id": credit.company_id,
+         "occurred_at": now,
+         "payload": payloads.top_up_credited(
+             company_id=credit.company_id, amount_minor=credit.amount_minor,
+             currency=companies[credit.company_id].currency, journal_entry_id=entry_id,
+             description=credit.description[:300], reference=credit.reference)}
+        for entry_id, credit in zip(entry_ids, credits, strict=True)
+    ]
+    for start in range(0, len(events), _CHUNK):
+        await session.execute(insert(OutboxEvent), events[start:start + _CHUNK])
     return entry_ids

@@ -76,7 +76,8 @@ async def _credit(session: AsyncSession, line: StatementLine, *, company_id: int
         record_payment(invoice, line.amount_minor, now)
     entry_id = await top_up(session, company_id=company_id, amount_minor=line.amount_minor,
                             description=f"bank transfer {line.document_number} of "
-                                        f"{line.document_date:%d.%m.%Y}, {how} by an operator")
+                                        f"{line.document_date:%d.%m.%Y}, {how} by an operator",
+                            reference=f"bank transfer {line.document_number}"[:200], now=now)
     return {"company_id": company_id, "invoice_id": invoice_id, "credited_entry_id": entry_id,
             "matched_by": MatchRule.OPERATOR.value}
 

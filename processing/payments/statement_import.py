@@ -111,11 +111,12 @@ async def import_statement(session: AsyncSession, *, raw: bytes, format: str, no
             summary.credited_minor += payment.amount_minor
             credits.append(Credit(decision.company_id, payment.amount_minor,
                                   f"bank transfer {payment.document_number} of {payment.document_date:%d.%m.%Y}"
-                                  f" from {payment.payer_inn or 'no INN'}, matched by {decision.matched_by}"))
+                                  f" from {payment.payer_inn or 'no INN'}, matched by {decision.matched_by}",
+                                  reference=f"bank transfer {payment.document_number}"[:200]))
             _pay_invoices(decision.invoices, payment.amount_minor, lookups, now)
         imported.append(ImportedLine(payment, decision))
 
-    entry_ids = iter(await credit_many(session, credits))
+    entry_ids = iter(await credit_many(session, credits, now=now))
     statement = BankStatement(format=parsed.format, file_sha256=hashlib.sha256(raw).hexdigest(),
                               documents=len(parsed.payments), summary={}, imported_by_user_id=user_id,
                               imported_at=now)
