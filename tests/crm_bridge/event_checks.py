@@ -36,7 +36,7 @@ async def last_event_id(state: PlatformState) -> int:
         return await session.scalar(select(func.coalesce(func.max(OutboxEvent.id), 0)))
 
 
-async def events_since(state: PlatformState, mark: int = 0) -> list[StoredEvent]:
+async def events_since(state: PlatformState, mark: int = 0, *, world_has_cards: bool = True) -> list[StoredEvent]:
     """Every event written after ``mark``, in write order, each checked (schema, no card numbers)."""
     async with unit_of_work(state.readonly_sessionmaker) as session:
         rows = (await session.execute(
@@ -45,7 +45,7 @@ async def events_since(state: PlatformState, mark: int = 0) -> list[StoredEvent]
             .where(OutboxEvent.id > mark).order_by(OutboxEvent.id)
         )).all()
     events = [StoredEvent(*row) for row in rows]
-    await check_events(state, events)
+    await check_events(state, events, world_has_cards=world_has_cards)
     return events
 
 
@@ -79,9 +79,10 @@ def card_numbers_in(payload: dict, numbers: list[str]) -> list[str]:
     return [number for number in numbers if number in text or number in squeezed]
 
 
-async def check_events(state: PlatformState, events: list[StoredEvent]) -> None:
+async def check_events(state: PlatformState, events: list[StoredEvent], *, world_has_cards: bool = True) -> None:
     numbers = await card_numbers(state)
-    assert numbers, "the check needs the world's card numbers"
+    # Where cards exist the leak scan must have numbers to look for, or it would prove nothing.
+    assert numbers or not world_has_cards, "the check needs the world's card numbers"
     for event in events:
         validate_payload(event)
         leaked = card_numbers_in(event.payload, numbers)

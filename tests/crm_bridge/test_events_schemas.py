@@ -60,6 +60,11 @@ SAMPLES: list[tuple[EventType, dict]] = [
     (EventType.TOP_UP_CREDITED, payloads.top_up_credited(
         company_id=1, amount_minor=55_013, currency="RUB", journal_entry_id=104, description="bank transfer",
         reference=None)),
+    (EventType.TOP_UP_REFUNDED, payloads.top_up_refunded(
+        company_id=1, amount_minor=250_000, currency="RUB", journal_entry_id=105,
+        description="card top-up refunded", reference="gateway payment gw_1")),
+    (EventType.LIMIT_CHANGED, payloads.credit_limit_changed(
+        company_id=1, currency="RUB", before_minor=0, after_minor=5_000_000)),
     (EventType.LIMIT_CHANGED, payloads.limits_changed(
         UNIT_SCOPE, before=[], after=[{"metric": "amount", "period": "day", "max_value": 1_500_000}])),
     (EventType.LIMIT_CHANGED, payloads.limits_changed(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from sqlalchemy import select
 
+from processing.accounting.reconciliation import reconcile
 from processing.audit.models import AuditEntry
 from processing.db.engine import unit_of_work
 from processing.ledger.service import find_ledger_problems
 from processing.payments.gateway import sign
 from processing.payments.models import CardPayment
+from tests.crm_bridge.event_checks import events_since, last_event_id
 from tests.crm_bridge.topups_support import (
     CALLBACK_PATH,
     GATEWAY_SECRET,
@@ -119,6 +122,7 @@ async def test_a_callback_with_a_bad_signature_is_refused_and_changes_nothing(ht
 
 
 async def test_the_phases_follow_the_state_machine(http, state, world, simulator):
+    mark = await last_event_id(state)
     payment = await create_payment(http, world)
     gid = payment["gateway_payment_id"]
 
@@ -142,6 +146,13 @@ async def test_the_phases_follow_the_state_machine(http, state, world, simulator
     assert len(await journal_entries(state, world.company_id, "top_up_refund")) == 1
     async with unit_of_work(state.readonly_sessionmaker) as session:
         assert await find_ledger_problems(session) == []
+    # Accounting sees both: one credit and one refund event, and the day reconciles with the ledger.
+    money_in = [event for event in await events_since(state, mark, world_has_cards=False) if event.event_type.startswith("account.")]
+    assert [(event.event_type, event.payload["amount_minor"]) for event in money_in] == [
+        ("account.top_up_credited", AMOUNT), ("account.top_up_refunded", AMOUNT)]
+    async with unit_of_work(state.readonly_sessionmaker) as session:
+        day = state.clock().astimezone(ZoneInfo("Europe/Moscow")).date()
+        assert (await reconcile(session, company_id=world.company_id, local_date=day)).balanced
 
 
 async def test_a_declined_payment_is_never_credited(http, state, world, simulator):

@@ -14,6 +14,7 @@ from processing.db.engine import unit_of_work
 from processing.ledger.service import find_ledger_problems
 from processing.payments.models import Invoice
 from processing.payments.statements.render import Transfer, render_csv, render_onec
+from tests.crm_bridge.event_checks import events_since, last_event_id
 from tests.crm_bridge.topups_support import available_balance, make_top_up_world
 from tests.factories import database_dump
 
@@ -49,6 +50,7 @@ async def import_file(http, world, raw: bytes, format: str = "1c", headers=None)
 
 
 async def test_a_statement_is_matched_credited_and_queued_and_a_second_import_changes_nothing(http, state, world):
+    mark = await last_event_id(state)
     a1 = await issue(http, world, world.company_id, 55_000)
     b1 = await issue(http, world, world.other_company_id, 100_000)
     b2 = await issue(http, world, world.other_company_id, 200_000)
@@ -128,6 +130,13 @@ async def test_a_statement_is_matched_credited_and_queued_and_a_second_import_ch
                                                    "statement_line.reassign", "statement_line.reject"]
     assert all(entry.after is not None for entry in entries)
     assert [entry.before["status"] for entry in entries[1:]] == ["queued"] * 3
+    # Every credit, automatic or by the operator, reached accounting as one event naming its entry.
+    credited = [event for event in await events_since(state, mark, world_has_cards=False) if event.event_type == "account.top_up_credited"]
+    assert sorted((event.company_id, event.payload["amount_minor"]) for event in credited) == sorted([
+        (world.company_id, a1["payable_amount_minor"]), (world.company_id, 30_000),
+        (world.other_company_id, b1["payable_amount_minor"]), (world.other_company_id, b2["payable_amount_minor"]),
+        (world.company_id, 12_345)])
+    assert all(event.payload["reference"].startswith("bank transfer ") for event in credited)
 
 
 async def test_only_the_operator_imports_and_decides(http, state, world):

@@ -27,8 +27,8 @@ async def test_a_busy_day_is_balanced_and_the_report_shows_both_sides(state, htt
     assert report.balanced, report.as_json()
     assert report.differences == [] and report.entry_differences == []
     expected = {
-        "available": {"top_up": 1_000_000, "hold": -600_000, "capture": 7_000 + 100_000, "release": 250_000},
-        "held": {"top_up": 0, "hold": 600_000, "capture": -700_000, "release": -250_000},
+        "available": {"top_up": 1_000_000, "top_up_refund": 0, "hold": -600_000, "capture": 7_000 + 100_000, "release": 250_000},
+        "held": {"top_up": 0, "top_up_refund": 0, "hold": 600_000, "capture": -700_000, "release": -250_000},
     }
     assert report.ledger_movements == expected
     assert report.register_movements == expected

@@ -49,7 +49,7 @@ async def test_the_register_lists_the_days_money_operations_in_order(state, http
     assert all(DAY_START <= row.occurred_at < DAY_END for row in register.rows)
     assert [row.local_time.date() for row in register.rows] == [DAY] * 9
     assert {total.operation: (total.count, total.amount_minor) for total in register.totals} == {
-        "top_up": (1, 1_000_000), "hold": (4, 600_000), "capture": (2, 593_000), "release": (2, 250_000)}
+        "top_up": (1, 1_000_000), "top_up_refund": (0, 0), "hold": (4, 600_000), "capture": (2, 593_000), "release": (2, 250_000)}
     assert register.window.start == DAY_START and register.window.end == DAY_END
 
 
