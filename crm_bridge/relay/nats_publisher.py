@@ -23,6 +23,10 @@ from processing.outbox.catalogue import EventType
 
 logger = logging.getLogger(__name__)
 
+RECONNECT_ATTEMPTS = 3
+# Publishes awaiting their ack at once (nats-py blocks new ones beyond its own limit of 4000).
+IN_FLIGHT = 1000
+
 
 @dataclass(frozen=True, slots=True)
 class PublishResult:
@@ -41,19 +45,36 @@ class NatsPublisher:
         self._jetstream = None
         self._ready_families: set[str] = set()
 
+    @property
+    def connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed
+
     async def connect(self) -> None:
+        # A few attempts, then give up (also when a live connection drops for good): the relay
+        # then carries on with webhooks and calls connect() again a little later.
+        self._ready_families.clear()
         self._connection = await nats.connect(
-            self.url, name="fuelcard-relay", connect_timeout=5, max_reconnect_attempts=-1,
-            reconnect_time_wait=1,
+            self.url, name="fuelcard-relay", connect_timeout=5, allow_reconnect=True,
+            max_reconnect_attempts=RECONNECT_ATTEMPTS, reconnect_time_wait=1, error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected, reconnected_cb=self._on_reconnected,
         )
         self._jetstream = self._connection.jetstream(timeout=self.timeout_seconds)
         for family in sorted({event_type.family for event_type in EventType}):
             await self._ensure_stream(family)
 
     async def close(self) -> None:
-        if self._connection is not None:
+        if self.connected:
             await self._connection.drain()
-            self._connection = None
+        self._connection = None
+
+    async def _on_error(self, error: Exception) -> None:
+        logger.warning("NATS at %s: %r", self.url, error)
+
+    async def _on_disconnected(self) -> None:
+        logger.warning("disconnected from NATS at %s", self.url)
+
+    async def _on_reconnected(self) -> None:
+        logger.info("reconnected to NATS at %s", self.url)
 
     async def _ensure_stream(self, family: str) -> None:
         """Create the family's stream, or bring its subjects and duplicate window in line."""
@@ -78,9 +99,21 @@ class NatsPublisher:
         self._ready_families.add(family)
 
     async def publish(self, rows: Sequence[Any]) -> PublishResult:
-        """Publish the rows in the given order; stop at the first failure."""
+        """Publish the rows in the given order, at most IN_FLIGHT awaiting their acks at a time;
+        stop after a chunk that was not fully acknowledged."""
         for family in {family_of(row.event_type) for row in rows}:
             await self._ensure_stream(family)
+        acked: list[int] = []
+        duplicates = 0
+        for start in range(0, len(rows), IN_FLIGHT):
+            chunk = await self._publish_chunk(rows[start:start + IN_FLIGHT])
+            acked += chunk.acked_ids
+            duplicates += chunk.duplicates
+            if chunk.failed:
+                return PublishResult(acked_ids=acked, duplicates=duplicates, failed=True)
+        return PublishResult(acked_ids=acked, duplicates=duplicates, failed=False)
+
+    async def _publish_chunk(self, rows: Sequence[Any]) -> PublishResult:
         futures: list[asyncio.Future] = []
         try:
             for row in rows:

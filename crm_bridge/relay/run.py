@@ -31,7 +31,7 @@ from crm_bridge.relay import repository
 from crm_bridge.relay.nats_publisher import NatsPublisher
 from crm_bridge.relay.webhooks import WebhookDispatcher
 from processing.db.engine import unit_of_work
-from processing.outbox.sequencer import assign_sequence_numbers
+from processing.outbox.sequencer import assign_sequence_numbers, has_unsequenced_events
 from processing.state import PlatformState
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class StepResult:
 
 
 def default_holder() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 class Relay:
@@ -106,13 +106,18 @@ class Relay:
             self._lease_valid_until = 0.0
         if self._http is not None:
             await self._http.aclose()
-        if self.publisher is not None and self._nats_ready:
+        if self.publisher is not None:
             with contextlib.suppress(Exception):
                 await self.publisher.close()
 
     async def _connect_nats(self) -> None:
-        if self.publisher is None or self._nats_ready or time.monotonic() < self._next_nats_try:
+        if self.publisher is None or time.monotonic() < self._next_nats_try:
             return
+        if self._nats_ready and self.publisher.connected:
+            return
+        if self._nats_ready:
+            logger.warning("lost the connection to NATS at %s; reconnecting", self.publisher.url)
+            self._nats_ready = False
         try:
             await self.publisher.connect()
         except Exception as error:  # noqa: BLE001 - NATS down: webhooks go on, NATS is tried again
@@ -166,6 +171,10 @@ class Relay:
         return StepResult(sequenced=sequenced, published=published, webhook_attempts=attempts)
 
     async def sequence(self) -> int:
+        # A read first: an idle relay should not take SQLite's write lock twice a second.
+        async with unit_of_work(self.state.readonly_sessionmaker) as session:
+            if not await has_unsequenced_events(session):
+                return 0
         async with unit_of_work(self.state.sessionmaker) as session:
             numbered = await assign_sequence_numbers(session, now=self.state.clock(),
                                                      batch=self.state.settings.relay_batch_size)

@@ -61,6 +61,12 @@ async def assign_sequence_numbers(session: AsyncSession, *, now: datetime, batch
     return len(events)
 
 
+async def has_unsequenced_events(session: AsyncSession) -> bool:
+    """A cheap read (the partial index of unnumbered events): is there anything to number?"""
+    waiting = select(OutboxEvent.id).where(OutboxEvent.company_seq.is_(None)).limit(1)
+    return (await session.execute(waiting)).first() is not None
+
+
 async def _reserve_numbers(session: AsyncSession, counts: dict[int | None, int]) -> dict[int | None, int]:
     """The first of ``counts[company]`` consecutive new numbers of each company."""
     first: dict[int | None, int] = {}

@@ -110,3 +110,28 @@ async def test_a_relay_without_the_lease_does_nothing(state, relay):
     finally:
         await standby.close()
     assert (await outbox_progress(state))["unsequenced"] == 3
+
+
+async def test_with_nats_unreachable_events_are_numbered_and_webhooks_go_on(state, http):
+    from tests.crm_bridge.relay_support import WebhookReceiver, operator_headers
+
+    [company] = await make_companies(state, 1)
+    receiver = WebhookReceiver()
+    try:
+        answer = await http.post("/v1/crm/webhooks", headers=await operator_headers(state),
+                                 json={"url": receiver.url("/hook"), "company_id": company})
+        assert answer.status_code == 201
+        await emit_events(state, [company], per_company=3)
+        state.settings = state.settings.model_copy(update={"nats_url": "nats://127.0.0.1:1"})
+        relay = Relay(state, holder="nats-down")
+        await relay.start()  # gives up on NATS after a few attempts, carries on
+        try:
+            assert await relay.renew_lease()
+            result = await relay.step()
+        finally:
+            await relay.close()
+        assert (result.sequenced, result.published, result.webhook_attempts) == (3, 0, 3)
+        assert len(receiver.received("/hook", accepted_only=True)) == 3
+        assert await outbox_progress(state) == {"total": 3, "unsequenced": 0, "unpublished": 3, "pending": 0}
+    finally:
+        receiver.stop()

@@ -7,6 +7,8 @@ against the test database (SQLite file and PostgreSQL, both shared across proces
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -17,6 +19,7 @@ from sqlalchemy import select
 from processing.db.engine import unit_of_work
 from processing.outbox.delivery_models import RelayLease
 from tests.crm_bridge.relay_support import (
+    WORKTREE,
     WebhookReceiver,
     all_signatures_valid,
     delete_streams,
@@ -224,3 +227,19 @@ async def test_two_relays_at_once_deliver_each_event_once_in_order(
     finally:
         for relay in relays:
             relay.stop()
+
+
+async def test_run_once_drains_what_is_due_and_exits(state, http, settings, receiver, nats_url, prefix, tmp_path):
+    companies = await make_companies(state, 2)
+    await add_endpoint(state, http, receiver)
+    emitted = await emit_events(state, companies, per_company=40)
+    environment = relay_environment(settings)
+    command = [sys.executable, "-m", "crm_bridge.relay.cli", "run", "--once"]
+    for _ in range(2):  # the first run released the lease on exit: the second gets it at once
+        finished = await asyncio.to_thread(subprocess.run, command, cwd=WORKTREE, env=environment,
+                                           capture_output=True, text=True, timeout=120)
+        assert finished.returncode == 0, finished.stderr
+        assert "is the leader" in finished.stderr
+    assert await drained(state, len(emitted))
+    assert len(receiver.received("/crm")) == len(emitted)
+    assert await stream_message_count(nats_url, prefix) == len(emitted)
