@@ -53,6 +53,25 @@ class Settings(BaseSettings):
     gateway_secret: SecretStr | None = None
     gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
+    # The outbox relay (`fuelcard relay run`). No NATS URL: events go to webhooks and the replay
+    # API only. One JetStream stream per event family: <PREFIX>_<FAMILY>, subjects <prefix>.<family>.>
+    nats_url: str | None = None
+    nats_subject_prefix: str = Field(default="fuelcard", pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    # The broker drops a message whose id (the event id) it saw this recently.
+    nats_duplicate_window_seconds: int = Field(default=120, ge=1, le=86_400)
+    nats_publish_timeout_seconds: float = Field(default=5.0, gt=0)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_poll_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    # Only the holder of this lease numbers and delivers events; renewed every lease/3 seconds.
+    relay_lease_seconds: float = Field(default=5.0, ge=0.5, le=300)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    # Retry n waits about base * 2^(n-1) seconds (half to all of it, at random), at most backoff_max.
+    webhook_backoff_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # Deliveries to different (endpoint, company) queues in flight at once.
+    webhook_concurrency: int = Field(default=16, ge=1, le=512)
+
     pan_prefix: str = Field(default="700512", pattern=r"^7\d{5,9}$")
     dpan_prefix: str = Field(default="700590", pattern=r"^7\d{5,9}$")
     auto_migrate: bool = True

@@ -14,6 +14,7 @@ from processing.identity.models import AuthSession, DriverInvitation, RefreshTok
 from processing.ledger.models import Account, JournalEntry, JournalLine  # noqa: F401
 from processing.limits.models import Limit, LimitCounter, LimitException, SpendingControl  # noqa: F401
 from processing.orgs.models import Company, Driver, OrgUnit, User, Vehicle  # noqa: F401
+from processing.outbox.delivery_models import RelayLease, WebhookDelivery, WebhookEndpoint  # noqa: F401
 from processing.outbox.models import CompanySequence, OutboxEvent  # noqa: F401
 from processing.payments.models import (  # noqa: F401
     BankStatement,

@@ -1,7 +1,7 @@
 """CRM inbound API: service clients (crm_clients), idempotency keys, contracts, the CRM's company ids.
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-22 23:17:36.630139
 """
 
@@ -14,7 +14,7 @@ import processing.db.base
 
 
 revision = '0005'
-down_revision = '0003'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 
