@@ -1,6 +1,7 @@
-"""The platform operator's routes of the CRM bridge (event replay, webhooks) until the CRM gets
-service credentials: a live cabinet session (``POST /v1/cabinet/auth/login``) of an active user
-with the ``platform_operator`` role."""
+"""Who may replay events and manage webhooks: the fuel company's own integrations. Either the
+CRM / accounting system with its service credentials (``Bearer crm_<key id>.<secret>``, see
+crm_bridge.api.auth), or a person: a live cabinet session (``POST /v1/cabinet/auth/login``) of an
+active user with the ``platform_operator`` role."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from crm_bridge.api.auth import KEY_ID_PREFIX, authenticate
 from processing.api import StateDep
 from processing.audit.service import AuditActor
 from processing.authorization.schemas import ErrorBody
@@ -22,7 +24,7 @@ from processing.identity.service import active_user
 from processing.orgs.models import Role
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="OperatorAccessToken",
-                     description="A platform operator's access token from POST /v1/cabinet/auth/login.")
+                     description="A CRM service key (crm_<key id>.<secret>) or a platform operator's access token.")
 
 
 class OperatorOnly(ProcessingError):
@@ -33,13 +35,15 @@ class OperatorOnly(ProcessingError):
 
 @dataclass(frozen=True, slots=True)
 class Operator:
-    user_id: int
+    """The platform operator (user_id set) or a CRM service client (user_id None, role "crm")."""
+
+    user_id: int | None
     login: str
     request_id: str
+    role: str = Role.PLATFORM_OPERATOR.value
 
     def audit_actor(self) -> AuditActor:
-        return AuditActor(user_id=self.user_id, role=Role.PLATFORM_OPERATOR.value, login=self.login,
-                          request_id=self.request_id)
+        return AuditActor(user_id=self.user_id, role=self.role, login=self.login, request_id=self.request_id)
 
 
 async def platform_operator(
@@ -48,6 +52,12 @@ async def platform_operator(
 ) -> Operator:
     if credentials is None or not credentials.credentials:
         raise MissingToken()
+    request_id = uuid.uuid4().hex
+    if credentials.credentials.startswith(KEY_ID_PREFIX):
+        async with unit_of_work(state.readonly_sessionmaker) as session:
+            client = await authenticate(session, credentials.credentials)
+        response.headers["X-Request-ID"] = request_id
+        return Operator(user_id=None, login=client.name, request_id=request_id, role="crm")
     claims = jwt_tokens.decode_access_token(
         credentials.credentials, audience=CABINET_AUDIENCE, now=state.clock(),
         signing_key=jwt_tokens.derive_signing_key(state.settings.master_key_bytes()))
@@ -55,7 +65,6 @@ async def platform_operator(
         subject = await active_user(session, claims=claims)
     if subject.role != Role.PLATFORM_OPERATOR:
         raise OperatorOnly()
-    request_id = uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
     return Operator(user_id=subject.user_id, login=subject.login, request_id=request_id)
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
+from crm_bridge.api.auth import revoke_client
 from crm_bridge.relay.run import Relay
 from processing.audit.models import AuditEntry
 from processing.db.engine import unit_of_work
 from processing.orgs.models import Role
 from processing.outbox.delivery_models import WEBHOOK_SECRET_PURPOSE, WebhookEndpoint
 from processing.outbox.sequencer import assign_sequence_numbers
+from tests.crm_bridge.crm_api_support import make_crm
 from tests.crm_bridge.relay_support import emit_events, make_companies, operator_headers, relay_settings
 from tests.factories import database_dump
 
@@ -195,3 +197,35 @@ async def test_delivery_list_pages_newest_first(state, http):
         if before_id is None:
             break
     assert seen == [7, 6, 5, 4, 3, 2, 1]
+
+
+async def test_the_crm_replays_and_subscribes_with_its_service_key_and_a_revoked_key_is_refused(state, http):
+    from sqlalchemy import select
+
+    from processing.audit.models import AuditEntry
+
+    [company] = await make_companies(state, 1)
+    await emit_events(state, [company], per_company=3)
+    async with unit_of_work(state.sessionmaker) as session:
+        await assign_sequence_numbers(session, now=state.clock(), batch=10)
+    crm = await make_crm(state, http, name="Accounting")
+    key = {"Authorization": f"Bearer {crm.token}"}
+    replayed = await http.get("/v1/crm/events", headers=key, params={"company_id": company})
+    assert replayed.status_code == 200, replayed.text
+    assert [event["company_seq"] for event in replayed.json()["events"]] == [1, 2, 3]
+    created = await http.post("/v1/crm/webhooks", headers=key, json={"url": "https://accounting.example/hook"})
+    assert created.status_code == 201, created.text
+    async with unit_of_work(state.readonly_sessionmaker) as session:
+        entry = (await session.execute(select(AuditEntry).where(AuditEntry.target_kind == "webhook_endpoint"))).scalar_one()
+    assert (entry.actor_role, entry.actor_login, entry.actor_user_id) == ("crm", "Accounting", None)
+
+    before = await database_dump(state)
+    wrong = {"Authorization": f"Bearer {crm.token[:-4]}AAAA"}
+    assert (await http.get("/v1/crm/events", headers=wrong, params={"company_id": company})).status_code == 401
+    async with unit_of_work(state.sessionmaker) as session:
+        key_id = crm.token.split(".", 1)[0]
+        await revoke_client(session, key_id=key_id, now=state.clock())
+    before = await database_dump(state)
+    refused = await http.post("/v1/crm/webhooks", headers=key, json={"url": "https://accounting.example/other"})
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
+    assert await database_dump(state) == before
