@@ -17,6 +17,7 @@ from processing.db.engine import unit_of_work
 from processing.service_clients.models import CrmClient
 from tests.conftest import TEST_MASTER_KEY
 from tests.crm_bridge.crm_api_support import company_body, make_crm
+from tests.crm_bridge.test_relay_api import ROUTES as INTEGRATION_ROUTES
 from tests.factories import database_dump
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,14 +33,22 @@ ROUTES = [
     ("POST", "/v1/crm/cards/1/block", {"reason": "lost"}),
     ("POST", "/v1/crm/cards/1/unblock", None),
     ("POST", "/v1/crm/cards/1/close", {"reason": "lost"}),
+    ("GET", "/v1/crm/companies/1/register", None),
+    ("GET", "/v1/crm/companies/1/reconciliation", None),
 ]
 
 
-def test_every_crm_route_is_in_the_table_above(app):
+def test_every_crm_route_is_in_the_table_above_or_in_the_integration_routes(app):
+    """The integration routes (replay, webhooks) also take an operator's token: their own table
+    and refusals are in test_relay_api.py."""
     routes = {(method.upper(), path) for path, item in app.openapi()["paths"].items()
               if path.startswith("/v1/crm") for method in item}
-    assert routes == {(method, path.replace("/1", "/{company_id}", 1).replace("cards/{company_id}", "cards/{card_id}"))
-                      for method, path, _ in ROUTES}
+    ours = {(method, path.replace("/1", "/{company_id}", 1).replace("cards/{company_id}", "cards/{card_id}"))
+            for method, path, _ in ROUTES}
+    integration = {(method, path.split("?")[0].replace("webhooks/1", "webhooks/{endpoint_id}")
+                    .replace("webhook-deliveries/1", "webhook-deliveries/{delivery_id}"))
+                   for method, path, _ in INTEGRATION_ROUTES}
+    assert routes == ours | integration
 
 
 async def test_requests_without_valid_credentials_are_refused_and_change_nothing(state, http):
