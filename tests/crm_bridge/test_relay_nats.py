@@ -43,7 +43,9 @@ async def relay(state, nats_url, prefix):
 
 
 async def drain(relay: Relay) -> None:
-    while (await relay.step()).worked:
+    # Renewed before each step, as the running relay does in the background: on a slow machine a
+    # one-second test lease could lapse between steps and end the drain early.
+    while await relay.renew_lease() and (await relay.step()).worked:
         pass
 
 
@@ -122,7 +124,8 @@ async def test_with_nats_unreachable_events_are_numbered_and_webhooks_go_on(stat
                                  json={"url": receiver.url("/hook"), "company_id": company})
         assert answer.status_code == 201
         await emit_events(state, [company], per_company=3)
-        state.settings = state.settings.model_copy(update={"nats_url": "nats://127.0.0.1:1"})
+        # A long lease: reconnecting to the missing broker may take longer than the tests' 1 s lease.
+        state.settings = state.settings.model_copy(update={"nats_url": "nats://127.0.0.1:1", "relay_lease_seconds": 30.0})
         relay = Relay(state, holder="nats-down")
         await relay.start()  # gives up on NATS after a few attempts, carries on
         try:
