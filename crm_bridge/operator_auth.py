@@ -18,9 +18,8 @@ from processing.audit.service import AuditActor
 from processing.authorization.schemas import ErrorBody
 from processing.db.engine import unit_of_work
 from processing.errors import ProcessingError
-from processing.identity import jwt_tokens
 from processing.identity.jwt_tokens import CABINET_AUDIENCE, MissingToken
-from processing.identity.service import active_user
+from processing.identity.service import user_behind_token
 from processing.orgs.models import Role
 
 _bearer = HTTPBearer(auto_error=False, scheme_name="OperatorAccessToken",
@@ -58,11 +57,9 @@ async def platform_operator(
             client = await authenticate(session, credentials.credentials)
         response.headers["X-Request-ID"] = request_id
         return Operator(user_id=None, login=client.name, request_id=request_id, role="crm")
-    claims = jwt_tokens.decode_access_token(
-        credentials.credentials, audience=CABINET_AUDIENCE, now=state.clock(),
-        signing_key=jwt_tokens.derive_signing_key(state.settings.master_key_bytes()))
-    async with unit_of_work(state.readonly_sessionmaker) as session:
-        subject = await active_user(session, claims=claims)
+    subject = await user_behind_token(
+        state.readonly_sessionmaker, credentials.credentials, audience=CABINET_AUDIENCE,
+        master_key=state.settings.master_key_bytes(), now=state.clock())
     if subject.role != Role.PLATFORM_OPERATOR:
         raise OperatorOnly()
     response.headers["X-Request-ID"] = request_id

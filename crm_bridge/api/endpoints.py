@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 from crm_bridge.api import schemas, service
 from crm_bridge.api.auth import crm_client
 from crm_bridge.api.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, WriteDep
-from crm_bridge.api.paging import Cursor, PageLimit
 from processing.api import StateDep
 from processing.authorization.schemas import ErrorBody
 from processing.cards.models import CardStatus
 from processing.db.engine import unit_of_work
 from processing.identity.service import normalise_phone
+from processing.paging import Cursor, PageLimit
 
 _ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (401, 404, 409, 422)}
 router = APIRouter(prefix="/v1/crm", tags=["crm"], dependencies=[Depends(crm_client)], responses=_ERRORS)

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from crm_bridge.api import schemas
-from crm_bridge.api.paging import decode_cursor, encode_cursor
 from processing.audit.service import AuditActor, record, snapshot
 from processing.cards import binding
 from processing.cards import status as card_status
@@ -28,6 +27,7 @@ from processing.orgs import drivers as drivers_core
 from processing.orgs.models import Company, CompanyStatus, Driver, OrgUnit, Vehicle
 from processing.orgs.service import create_company as create_core_company
 from processing.orgs.tree import ensure_open, serialise
+from processing.paging import decode_cursor, encode_cursor
 from processing.state import PlatformState
 
 

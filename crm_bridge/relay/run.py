@@ -249,6 +249,8 @@ async def run_relay(state: PlatformState, *, once: bool = False) -> RelayStats:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
+        # Event loops without Unix signal support (Windows) raise NotImplementedError: there the
+        # relay stops on KeyboardInterrupt instead, and releases its lease in run()'s finally.
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     relay = Relay(state)

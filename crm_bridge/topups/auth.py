@@ -16,9 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from processing.api import StateDep
 from processing.audit.service import AuditActor
-from processing.db.engine import unit_of_work
 from processing.errors import ProcessingError
-from processing.identity import jwt_tokens
 from processing.identity import service as identity_service
 from processing.identity.jwt_tokens import CABINET_AUDIENCE, MissingToken
 from processing.orgs.models import Role
@@ -65,12 +63,9 @@ async def top_up_user(
 ) -> TopUpUser:
     if credentials is None or not credentials.credentials:
         raise MissingToken()
-    claims = jwt_tokens.decode_access_token(
-        credentials.credentials, audience=CABINET_AUDIENCE, now=state.clock(),
-        signing_key=jwt_tokens.derive_signing_key(state.settings.master_key_bytes()),
-    )
-    async with unit_of_work(state.readonly_sessionmaker) as session:
-        subject = await identity_service.active_user(session, claims=claims)
+    subject = await identity_service.user_behind_token(
+        state.readonly_sessionmaker, credentials.credentials, audience=CABINET_AUDIENCE,
+        master_key=state.settings.master_key_bytes(), now=state.clock())
     if subject.role not in (Role.COMPANY_ADMIN, Role.PLATFORM_OPERATOR, Role.SUB_ADMIN):
         raise Forbidden(f"the {subject.role} role cannot manage top-ups")
     request_id = uuid.uuid4().hex

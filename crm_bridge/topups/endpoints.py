@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, Request
 
 from crm_bridge.topups.auth import OperatorDep, TopUpUserDep
-from crm_bridge.topups.paging import Cursor, PageLimit, decode_cursor, next_cursor
 from crm_bridge.topups.schemas import (
     CallbackAnswer,
     CardPaymentOut,
@@ -36,6 +35,7 @@ from processing.audit import service as audit
 from processing.audit.service import snapshot
 from processing.authorization.schemas import ErrorBody
 from processing.db.engine import unit_of_work
+from processing.paging import Cursor, PageLimit, decode_cursor, next_cursor
 from processing.payments import card_payments, companies, invoices, queue
 from processing.payments.errors import CardPaymentNotFound, GatewayNotConfigured, PayloadTooLarge
 from processing.payments.gateway import MAX_CALLBACK_BYTES, SIGNATURE_HEADER, verify_callback

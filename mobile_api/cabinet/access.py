@@ -146,15 +146,15 @@ async def cabinet_user(
     if credentials is None or not credentials.credentials:
         raise MissingToken()
     now = state.clock()
-    signing_key = jwt_tokens.derive_signing_key(state.settings.master_key_bytes())
+    master_key = state.settings.master_key_bytes()
     try:
-        claims = jwt_tokens.decode_access_token(credentials.credentials, audience=CABINET_AUDIENCE,
-                                                signing_key=signing_key, now=now)
+        subject = await identity_service.user_behind_token(
+            state.readonly_sessionmaker, credentials.credentials, audience=CABINET_AUDIENCE,
+            master_key=master_key, now=now)
     except InvalidToken:
-        _refuse_driver_token(credentials.credentials, signing_key=signing_key, now=now)
+        _refuse_driver_token(credentials.credentials, signing_key=jwt_tokens.derive_signing_key(master_key),
+                             now=now)
         raise
-    async with unit_of_work(state.readonly_sessionmaker) as session:
-        subject = await identity_service.active_user(session, claims=claims)
     if subject.role not in CABINET_ROLES:
         raise Forbidden(f"the {subject.role} role has no access to the fleet cabinet")
     request_id = uuid.uuid4().hex

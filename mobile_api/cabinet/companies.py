@@ -15,7 +15,6 @@ from mobile_api.cabinet.access import (
     OperatorDep,
     company_router,
 )
-from mobile_api.cabinet.paging import Cursor, PageLimit, decode_cursor, encode_cursor
 from processing.api import StateDep
 from processing.audit.service import record, snapshot
 from processing.db.engine import unit_of_work
@@ -23,6 +22,7 @@ from processing.identity import passwords
 from processing.identity import service as identity_service
 from processing.orgs import service as orgs_service
 from processing.orgs.models import Company, Role
+from processing.paging import Cursor, PageLimit, decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/v1/cabinet", tags=["cabinet: companies"], responses=ERROR_RESPONSES)
 company_routes = company_router(tags=["cabinet: companies"])

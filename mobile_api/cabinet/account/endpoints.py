@@ -18,10 +18,10 @@ from mobile_api.cabinet.account.schemas import (
     StatementPage,
     TransactionPage,
 )
-from mobile_api.cabinet.paging import Cursor, PageLimit, decode_cursor, encode_cursor
 from processing.api import StateDep
 from processing.authorization.models import AuthorizationStatus
 from processing.db.engine import unit_of_work
+from processing.paging import Cursor, PageLimit, decode_cursor, encode_cursor
 from processing.products import Product
 
 router = company_router(tags=["cabinet: company account"])

@@ -28,7 +28,6 @@ from mobile_api.cabinet.account.schemas import (
     StatementPage,
     TransactionView,
 )
-from mobile_api.cabinet.paging import encode_cursor
 from processing.authorization.models import Authorization, AuthorizationStatus
 from processing.cards.models import Card
 from processing.cards.service import masked_card_number
@@ -36,6 +35,7 @@ from processing.errors import NotFound, ProcessingError
 from processing.ledger import statement as ledger_statement
 from processing.ledger.models import Account
 from processing.orgs.models import Company, Driver, OrgUnit, path_ids
+from processing.paging import encode_cursor
 from processing.products import Product
 from processing.stations.models import Station
 

@@ -10,9 +10,9 @@ from mobile_api.cabinet.access import ActorDep, company_router
 from mobile_api.cabinet.account.period import Since, Until, check_period
 from mobile_api.cabinet.audit_log.schemas import AuditPage
 from mobile_api.cabinet.audit_log.service import AuditFilters, audit_entries
-from mobile_api.cabinet.paging import Cursor, PageLimit, decode_cursor
 from processing.api import StateDep
 from processing.db.engine import unit_of_work
+from processing.paging import Cursor, PageLimit, decode_cursor
 
 router = company_router(tags=["cabinet: audit log"])
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobile_api.cabinet.access import CabinetActor
 from mobile_api.cabinet.audit_log.schemas import AuditActorView, AuditEntryView, AuditPage
-from mobile_api.cabinet.paging import encode_cursor
 from processing.audit.models import AuditEntry
+from processing.paging import encode_cursor
 
 
 @dataclass(frozen=True, slots=True)

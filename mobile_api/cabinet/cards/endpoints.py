@@ -17,10 +17,10 @@ from mobile_api.cabinet.cards.schemas import (
     NewCard,
     StatusReason,
 )
-from mobile_api.cabinet.paging import Cursor, PageLimit
 from processing.api import StateDep
 from processing.cards.models import CardStatus
 from processing.db.engine import unit_of_work
+from processing.paging import Cursor, PageLimit
 
 router = company_router(tags=["cabinet: cards"])
 

@@ -28,13 +28,13 @@ from mobile_api.cabinet.cards.schemas import (
     UnitRef,
     VehicleRef,
 )
-from mobile_api.cabinet.paging import decode_cursor, encode_cursor
 from processing.audit.service import snapshot
 from processing.cards import binding
 from processing.cards import status as card_status
 from processing.cards.models import Card, DeviceEnrollment, EnrollmentStatus
 from processing.cards.service import masked_card_number
 from processing.orgs.models import Driver, OrgUnit, Vehicle
+from processing.paging import decode_cursor, encode_cursor
 from processing.state import PlatformState
 
 

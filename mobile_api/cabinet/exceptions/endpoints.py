@@ -14,10 +14,10 @@ from mobile_api.cabinet.exceptions.schemas import (
     LimitExceptionView,
     RefuseException,
 )
-from mobile_api.cabinet.paging import Cursor, PageLimit
 from processing.api import StateDep
 from processing.db.engine import unit_of_work
 from processing.limits.exceptions import ShownStatus
+from processing.paging import Cursor, PageLimit
 
 router = company_router(tags=["cabinet: limit exceptions"])
 ExceptionId = Annotated[int, Path(ge=1, le=2**62, description="A limit exception's id.")]

@@ -9,7 +9,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mobile_api.cabinet.access import CabinetActor, CardNotFound, scoped_card, scoped_unit
 from mobile_api.cabinet.exceptions.schemas import LimitExceptionPage, LimitExceptionView
-from mobile_api.cabinet.paging import decode_cursor, encode_cursor
 from processing.audit.service import snapshot
 from processing.cards.models import Card
 from processing.cards.service import masked_card_number
@@ -17,6 +16,7 @@ from processing.limits import exceptions as limit_exceptions
 from processing.limits.exceptions import LimitExceptionNotFound, ShownStatus
 from processing.limits.models import LimitException, LimitMetric
 from processing.orgs.models import Driver, OrgUnit, path_ids
+from processing.paging import decode_cursor, encode_cursor
 
 UNITS = {LimitMetric.AMOUNT.value: "kopecks", LimitMetric.VOLUME.value: "ml"}
 

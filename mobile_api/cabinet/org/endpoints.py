@@ -13,9 +13,9 @@ from fastapi import Path, Query
 
 from mobile_api.cabinet.access import ActorDep, CompanyAdminDep, company_router
 from mobile_api.cabinet.org import schemas, service
-from mobile_api.cabinet.paging import Cursor, PageLimit
 from processing.api import StateDep
 from processing.db.engine import unit_of_work
+from processing.paging import Cursor, PageLimit
 
 router = company_router(tags=["cabinet: organisation"])
 

@@ -19,7 +19,6 @@ from mobile_api.cabinet.access import (
     scoped_vehicle,
 )
 from mobile_api.cabinet.org import schemas
-from mobile_api.cabinet.paging import decode_cursor, encode_cursor
 from processing.audit.service import snapshot
 from processing.cards.models import Card, CardStatus
 from processing.cards.service import masked_card_number
@@ -31,6 +30,7 @@ from processing.orgs import tree
 from processing.orgs import vehicles as vehicles_core
 from processing.orgs.models import Driver, OrgUnit, Role, User, Vehicle
 from processing.orgs.service import root_unit
+from processing.paging import decode_cursor, encode_cursor
 
 ACTIVE = "active"
 

@@ -1,4 +1,5 @@
-"""Keyset pages for cabinet lists: newest first, an opaque cursor, at most MAX_PAGE rows."""
+"""Keyset pages for every list of the HTTP surfaces (cabinet, CRM, top-ups): newest first, an
+opaque cursor, at most MAX_PAGE rows."""
 
 from __future__ import annotations
 
@@ -39,3 +40,8 @@ def decode_cursor(cursor: str | None) -> int | None:
         return int(number)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidCursor() from None
+
+
+def next_cursor(items: list, limit: int) -> str | None:
+    """The cursor of the page after ``items`` (rows with an ``id``), or None when it was the last."""
+    return encode_cursor(items[-1].id) if len(items) == limit else None
