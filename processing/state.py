@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 import processing.db.models  # noqa: F401 - every mapper known before the first query
-from processing.authorization.fraud_hook import FraudCheck, approve_all
+from processing.authorization.fraud_hook import FraudRules, NoFraudRules
 from processing.crypto import Keyring, keyring_for
 from processing.db.engine import create_engine, create_sessionmaker
 from processing.settings import Settings
@@ -27,7 +27,7 @@ class PlatformState:
     keyring: Keyring
     # For requests that only read: on SQLite they then do not queue behind writers.
     readonly_sessionmaker: async_sessionmaker[AsyncSession]
-    fraud_check: FraudCheck = approve_all
+    fraud_rules: FraudRules = field(default_factory=NoFraudRules)
     # Injected so tests can move time (hold expiry, token windows) without sleeping.
     clock: Callable[[], datetime] = field(default=system_clock)
 

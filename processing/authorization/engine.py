@@ -21,7 +21,7 @@ from processing import tokens
 from processing.authorization import idempotency
 from processing.authorization.codes import ResponseCode
 from processing.authorization.errors import TransactionIdReused
-from processing.authorization.fraud_hook import FraudCheck, FraudContext, FraudVerdict
+from processing.authorization.fraud_hook import FraudContext, FraudRules, FraudVerdict
 from processing.authorization.models import (
     Authorization,
     AuthorizationStatus,
@@ -110,7 +110,7 @@ class _Facts:
 
 async def authorize(
     session: AsyncSession, *, terminal: TerminalIdentity, request: AuthorizationRequest,
-    keyring: Keyring, settings: Settings, fraud_check: FraudCheck, now: datetime,
+    keyring: Keyring, settings: Settings, fraud_rules: FraudRules, now: datetime,
 ) -> idempotency.StoredAnswer:
     """Decide, hold the money if approved, and store the answer for repeats of the message."""
     digest = idempotency.request_digest(request)
@@ -128,7 +128,7 @@ async def authorize(
     facts = _Facts(station_id=station.station_id)
     try:
         approval = await _decide(session, facts, station, terminal=terminal, request=request,
-                                 keyring=keyring, settings=settings, fraud_check=fraud_check, now=now)
+                                 keyring=keyring, settings=settings, fraud_rules=fraud_rules, now=now)
     except _Declined as declined:
         answer = await _record_decline(session, facts, declined.decline, station, terminal=terminal,
                                        request=request, now=now)
@@ -232,7 +232,7 @@ class _Approval:
 
 async def _decide(
     session: AsyncSession, facts: _Facts, station: _StationRow, *, terminal: TerminalIdentity,
-    request: AuthorizationRequest, keyring: Keyring, settings: Settings, fraud_check: FraudCheck,
+    request: AuthorizationRequest, keyring: Keyring, settings: Settings, fraud_rules: FraudRules,
     now: datetime,
 ) -> _Approval:
     """Run the checks in order; raise _Declined at the first that refuses."""
@@ -306,14 +306,16 @@ async def _decide(
         c.period: {"amount_minor": c.amount_minor, "volume_ml": c.volume_ml, "count": c.count}
         for c in counters if c.scope_kind == ScopeKind.CARD
     }
-    fraud = fraud_check(FraudContext(
-        company_id=card.company_id, card_id=card.card_id, enrollment_id=card.enrollment_id,
-        terminal_id=terminal.id, station_id=station.station_id, network_id=station.network_id,
-        region=station.region, product=product, entry_mode=request.entry_mode,
-        amount_minor=amount, volume_ml=volume, local_time=local_time,
+    # TODO(issue 7, hot-path helper): full context, both paths, state/trace/alerts stored.
+    fraud = fraud_rules.check(FraudContext(
+        now=now, terminal_id=terminal.id, terminal_transaction_id=request.terminal_transaction_id,
+        station_id=station.station_id, network_id=station.network_id, region=station.region,
+        station_latitude=0.0, station_longitude=0.0, product=product, entry_mode=request.entry_mode,
+        requested_amount_minor=request.amount_minor, company_id=card.company_id, card_id=card.card_id,
+        enrollment_id=card.enrollment_id, amount_minor=amount, volume_ml=volume, local_time=local_time,
         clock_skew_seconds=facts.clock_skew_seconds or 0, card_counters=card_counters,
     ))
-    if fraud.verdict == FraudVerdict.DECLINE:
+    if fraud.verdict in (FraudVerdict.DECLINE, FraudVerdict.BLOCK):
         raise _decline("fraud", ResponseCode.SUSPECTED_FRAUD, "suspected_fraud",
                        fraud.reason or "declined by the fraud rules")
     return _Approval(

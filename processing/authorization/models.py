@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from processing.db.base import Base, BigIntId, IdPK, utc_now
@@ -51,6 +51,8 @@ class Authorization(Base):
     decline_reason: Mapped[str | None] = mapped_column(String(48))
     reason: Mapped[str] = mapped_column(String(300))
     fraud_verdict: Mapped[str | None] = mapped_column(String(16))
+    # Which fraud rules ran, on what inputs, with what outcome (written by the rules engine).
+    fraud_trace: Mapped[dict | None] = mapped_column(JSON)
     token_atc: Mapped[int | None] = mapped_column(BigInteger)
     clock_skew_seconds: Mapped[int | None] = mapped_column(BigInteger)
     # Company-local date the hold was counted on: which limit periods to give back on release.

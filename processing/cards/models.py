@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from processing.db.base import Base, BigIntId, IdPK, utc_now
@@ -34,6 +34,9 @@ class Card(Base):
     status: Mapped[str] = mapped_column(String(16), default=CardStatus.ACTIVE)
     status_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # What the fraud rules remember of the card's recent activity (opaque to the core: the
+    # rules engine reads it with the card and returns the next state).
+    fraud_state: Mapped[dict | None] = mapped_column(JSON)
 
 
 class EnrollmentStatus(StrEnum):

@@ -23,6 +23,15 @@ from processing.payments.models import (  # noqa: F401
     Invoice,
     StatementLine,
 )
+from processing.risk.models import (  # noqa: F401
+    CompanyFraudProfile,
+    FraudAlert,
+    FraudCase,
+    FraudComment,
+    FraudRule,
+    FraudRuleVersion,
+    FraudWorkerCursor,
+)
 from processing.service_clients.models import CrmClient, CrmIdempotencyKey  # noqa: F401
 from processing.stations.models import Station, StationNetwork, StationProduct, Terminal  # noqa: F401
 

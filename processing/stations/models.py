@@ -6,6 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ForeignKey,
     LargeBinary,
@@ -76,3 +77,5 @@ class Terminal(Base):
     key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     status: Mapped[str] = mapped_column(String(16), default=TerminalStatus.ACTIVE)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    # What the fraud rules remember of the terminal's recent activity (opaque to the core).
+    fraud_state: Mapped[dict | None] = mapped_column(JSON)

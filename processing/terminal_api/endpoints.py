@@ -51,7 +51,7 @@ async def authorize(message: AuthorizationRequest, terminal: TerminalDep, state:
     async with unit_of_work(state.sessionmaker) as session:
         answer = await engine.authorize(
             session, terminal=terminal, request=message, keyring=state.keyring,
-            settings=state.settings, fraud_check=state.fraud_check, now=state.clock(),
+            settings=state.settings, fraud_rules=state.fraud_rules, now=state.clock(),
         )
     return _send(answer)
 
