@@ -179,6 +179,13 @@ class RuleSet:
                 fallback = setting
         return fallback
 
+    def replacing(self, settings: Iterable[RuleSetting]) -> RuleSet:
+        """This set with ``settings`` added, each replacing the setting of the same rule and scope
+        (a candidate for the backtest: the stored set with an officer's edits)."""
+        changed = list(settings)
+        scopes = {(s.company_id, s.code) for s in changed}
+        return RuleSet([s for s in self.settings if (s.company_id, s.code) not in scopes] + changed)
+
     @property
     def longest_window_seconds(self) -> int:
         windows = [getattr(s.params, "window_minutes", 0) * 60 for s in self.settings if s.enabled]
