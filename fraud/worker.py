@@ -24,7 +24,8 @@
 
 2. **Company profiles** (``company_fraud_profiles``) for the rules ``unusual_hours`` and
    ``new_card_large_purchase``: per company, its completed purchases of the last ``profile_days``
-   counted by local hour of the week, their count and their typical (median) amount.
+   counted by local hour of the week (of the authorization, in the company's time zone), their
+   count and their typical (median) completed amount, in the format of fraud.engine.profile.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fraud.engine.profile import HOURS_PER_WEEK, build_profile, hour_of_week
 from processing.authorization.models import Authorization, Completion
 from processing.db.dialect import insert_for
 from processing.db.engine import unit_of_work
@@ -65,8 +67,6 @@ RULE_CODE = "completion_outlier"
 MAD_TO_SIGMA = 1.4826
 # sqrt(π/2): the same for the mean absolute deviation (used when the MAD is 0).
 MEAN_AD_TO_SIGMA = 1.2533
-HOURS_PER_WEEK = 7 * 24
-PROFILE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,28 +262,17 @@ async def _company_histories(session: AsyncSession, batch: Sequence[_Purchase],
 
 # --- company profiles ----------------------------------------------------------------------------
 
-def hour_of_week(local: datetime) -> int:
-    """0 = Monday 00:00-00:59 ... 167 = Sunday 23:00-23:59, in the company's local time."""
-    return local.weekday() * 24 + local.hour
-
-
-def build_profile(purchases: Sequence[tuple[datetime, int]], *, timezone: str, now: datetime,
-                  days: int) -> dict:
-    """The profile of (authorization time UTC, completed amount) pairs, as the rules read it."""
+def profile_of(purchases: Sequence[tuple[datetime, int]], *, timezone: str, now: datetime, days: int) -> dict:
+    """The profile of (authorization time, completed amount) pairs in the format the rules read
+    (fraud.engine.profile, version 1), plus what it was computed from, for people."""
     zone = ZoneInfo(timezone)
     hours = [0] * HOURS_PER_WEEK
     for at, _ in purchases:
         hours[hour_of_week(at.astimezone(zone))] += 1
     amounts = [amount for _, amount in purchases]
-    return {
-        "version": PROFILE_VERSION,
-        "window_days": days,
-        "timezone": timezone,
-        "purchases": len(purchases),
-        "hour_of_week": hours,
-        "typical_amount_minor": int(statistics.median(amounts)) if amounts else None,
-        "computed_at": now.isoformat(),
-    }
+    profile = build_profile(hours, typical_amount_minor=int(statistics.median(amounts)) if amounts else None)
+    profile.update(window_days=days, timezone=timezone, computed_at=now.isoformat())
+    return profile
 
 
 async def compute_company_profiles(session: AsyncSession, *, now: datetime,
@@ -303,8 +292,8 @@ async def compute_company_profiles(session: AsyncSession, *, now: datetime,
             .where(Authorization.company_id == company_id, Authorization.created_at >= since,
                    Authorization.created_at <= now)
         )).all()
-        profile = build_profile([tuple(row) for row in purchases], timezone=timezone, now=now,
-                                days=policy.profile_days)
+        profile = profile_of([tuple(row) for row in purchases], timezone=timezone, now=now,
+                             days=policy.profile_days)
         statement = insert_for(session)(CompanyFraudProfile).values(company_id=company_id, profile=profile,
                                                                     computed_at=now)
         await session.execute(statement.on_conflict_do_update(

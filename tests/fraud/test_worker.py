@@ -15,14 +15,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from fraud.engine.profile import HOURS_PER_WEEK, hour_of_week, hour_share, typical_amount
 from fraud.worker import (
     CURSOR_NAME,
     DEFAULT_POLICY,
-    HOURS_PER_WEEK,
     RULE_CODE,
-    build_profile,
     compute_company_profiles,
-    hour_of_week,
+    profile_of,
     robust_z,
     run_round,
     score_pending,
@@ -157,21 +156,25 @@ def test_robust_z_score():
     assert z_floor == pytest.approx(0.4)
 
 
-def test_profile_shape():
+def test_profile_is_what_the_rules_read():
     wednesday_noon_utc = datetime(2025, 6, 4, 9, 0, tzinfo=UTC)  # 12:00 in Moscow (UTC+3)
     purchases = [(wednesday_noon_utc, 100_000), (wednesday_noon_utc + timedelta(minutes=30), 300_000),
                  (datetime(2025, 6, 8, 22, 30, tzinfo=UTC), 200_000)]  # Monday 01:30 in Moscow
-    profile = build_profile(purchases, timezone="Europe/Moscow", now=wednesday_noon_utc, days=90)
-    assert profile["purchases"] == 3
+    profile = profile_of(purchases, timezone="Europe/Moscow", now=wednesday_noon_utc, days=90)
+    assert profile["v"] == 1 and profile["purchases"] == 3
     assert len(profile["hour_of_week"]) == HOURS_PER_WEEK
     assert profile["hour_of_week"][2 * 24 + 12] == 2
     assert profile["hour_of_week"][0 * 24 + 1] == 1
     assert sum(profile["hour_of_week"]) == 3
     assert profile["typical_amount_minor"] == 200_000
     assert (profile["timezone"], profile["window_days"]) == ("Europe/Moscow", 90)
-    assert hour_of_week(datetime(2025, 6, 8, 23, 59)) == HOURS_PER_WEEK - 1  # a Sunday
-    empty = build_profile([], timezone="Asia/Yekaterinburg", now=wednesday_noon_utc, days=90)
-    assert (empty["purchases"], empty["typical_amount_minor"], sum(empty["hour_of_week"])) == (0, None, 0)
+    # Read back through the engine's own accessors, as unusual_hours and new_card_large_purchase do.
+    assert hour_share(profile, 2 * 24 + 12) == (2, 3)
+    assert hour_share(profile, 5) == (0, 3)
+    assert typical_amount(profile) == 200_000
+    empty = profile_of([], timezone="Asia/Yekaterinburg", now=wednesday_noon_utc, days=90)
+    assert (empty["purchases"], sum(empty["hour_of_week"])) == (0, 0)
+    assert typical_amount(empty) is None and hour_share(empty, 0) == (0, 0)
 
 
 async def test_profiles_from_completed_purchases_of_the_last_90_days(state, http, clock, desk):
