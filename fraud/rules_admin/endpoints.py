@@ -10,7 +10,16 @@ from fastapi import APIRouter, Query
 from fraud.access import SecurityDep
 from fraud.common import MAX_ID, path_id
 from fraud.rules_admin import service
-from fraud.rules_admin.schemas import Catalogue, NewOverride, RuleChange, RuleHistory, RuleList, RuleView
+from fraud.rules_admin.schemas import (
+    BacktestRequest,
+    BacktestView,
+    Catalogue,
+    NewOverride,
+    RuleChange,
+    RuleHistory,
+    RuleList,
+    RuleView,
+)
 from processing.api import StateDep
 from processing.db.engine import unit_of_work
 
@@ -63,3 +72,18 @@ async def update_rule(rule_id: RuleId, body: RuleChange, actor: SecurityDep, sta
             now=state.clock())
     service.rules_changed(state)
     return view
+
+
+backtests_router = APIRouter(prefix="/backtests", tags=["fraud rules"])
+
+
+@backtests_router.post(
+    "", response_model=BacktestView, summary="Backtest: what the rules with these edits would have done",
+    description="Replays the authorizations of the last `days` days (1 to 90) through the current rules with "
+                "`changes` applied, and counts by rule what they would have declined, blocked, reviewed and "
+                "alerted, next to what the live rules did. Saves nothing: run it before PATCHing the rules.")
+async def run_backtest(body: BacktestRequest, state: StateDep) -> BacktestView:
+    async with unit_of_work(state.readonly_sessionmaker) as session:
+        return await service.backtest(
+            session, days=body.days, now=state.clock(),
+            changes=[change.model_dump(exclude_none=True) for change in body.changes])

@@ -110,3 +110,73 @@ class RuleVersionView(BaseModel):
 class RuleHistory(BaseModel):
     rule: RuleView
     versions: list[RuleVersionView] = Field(description="Newest first.")
+
+
+# --- backtests ------------------------------------------------------------------------------------
+
+MAX_BACKTEST_DAYS = 90
+
+
+class CandidateChange(Strict):
+    """An edit of one stored rule setting, as PATCH /rules/{rule_id} would make it."""
+
+    rule_id: Id
+    enabled: bool | None = None
+    outcome: RuleOutcome | None = None
+    severity: Severity | None = None
+    params: Params | None = None
+
+
+class BacktestRequest(Strict):
+    days: Annotated[int, Field(ge=1, le=MAX_BACKTEST_DAYS, description="The period: the last N days.")]
+    changes: Annotated[list[CandidateChange], Field(max_length=200, description=(
+        "Edits of the current rules that make the candidate; none: the current rules as they are."))] = []
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"days": 30, "changes": [{"rule_id": 1, "params": {"max_authorizations": 3}}]}]})
+
+    @model_validator(mode="after")
+    def _one_change_per_rule(self):
+        rule_ids = [change.rule_id for change in self.changes]
+        if len(set(rule_ids)) != len(rule_ids):
+            raise ValueError("a rule is changed twice: put its changes in one entry")
+        return self
+
+
+class RuleCountsView(BaseModel):
+    fired: int
+    declined: int = Field(description="Authorizations it declines (decline, or block on the approval path).")
+    blocked: int = Field(description="Cards it blocks.")
+    reviewed: int
+    alerted: int
+
+
+class TallyView(BaseModel):
+    authorizations: int
+    approved: int
+    declined_by_rules: int
+    declined_by_checks: int = Field(description="Declined before the rules (token, card, limits, funds...).")
+    blocked: int
+    reviewed: int
+    alerts: int
+    by_rule: dict[str, RuleCountsView]
+
+
+class BacktestRuleRow(BaseModel):
+    rule: str
+    title: str
+    candidate: RuleCountsView
+    live: RuleCountsView
+
+
+class BacktestView(BaseModel):
+    since: datetime
+    until: datetime
+    days: int
+    current_revision: int = Field(description="The stored rule set's revision (what runs live now).")
+    candidate_revision: int
+    candidate: TallyView = Field(description="What the candidate would have done.")
+    live: TallyView = Field(description="What the live rules did to the same authorizations (their traces).")
+    skipped_without_trace: int = Field(description="Authorizations of the period no rules ran on live.")
+    warm_up_authorizations: int
+    rules: list[BacktestRuleRow] = Field(description="Per rule, candidate next to live, in rule order.")

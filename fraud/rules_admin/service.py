@@ -12,7 +12,7 @@ override is not shown to that fleet's admins in their cabinet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,10 +21,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fraud.access import SecurityActor
+from fraud.backtest import run_backtest
 from fraud.common import CompanyRef, user_refs
 from fraud.engine.catalogue import RULE_ORDER, RULES, spec_of
-from fraud.engine.ruleset import RuleSetting, load_ruleset, setting_from_row
+from fraud.engine.errors import InvalidRuleParams
+from fraud.engine.ruleset import RuleSet, RuleSetting, load_ruleset, setting_from_row
 from fraud.rules_admin.schemas import (
+    BacktestView,
     Catalogue,
     CatalogueEntry,
     RuleHistory,
@@ -223,3 +226,30 @@ def rules_changed(platform_state) -> None:
     invalidate = getattr(platform_state.fraud_rules, "invalidate", None)
     if callable(invalidate):
         invalidate()
+
+
+# --- backtests ------------------------------------------------------------------------------------
+
+async def backtest(session: AsyncSession, *, days: int, changes: Sequence[Mapping[str, Any]] = (),
+                   now: datetime) -> BacktestView:
+    """What the current rules with ``changes`` applied would have done to the authorizations of the
+    last ``days`` days, by rule, next to what the live rules did. Reads only; saves nothing.
+
+    Each change is ``{"rule_id": .., "enabled"/"outcome"/"severity"/"params": ..}`` (params name only
+    what changes); 404 ``rule_not_found``, 422 ``invalid_rule_params`` as for an update."""
+    current = await load_ruleset(session)
+    by_id = {setting.rule_id: setting for setting in current.settings}
+    edited: dict[int, RuleSetting] = {}
+    for change in changes:
+        rule_id = change["rule_id"]
+        setting = by_id.get(rule_id)
+        if setting is None:
+            raise RuleNotFound(f"fraud rule {rule_id} does not exist (or is ignored: see the rule list's problems)")
+        if rule_id in edited:
+            raise InvalidRuleParams(f"fraud rule {rule_id} is changed twice; put its changes in one entry")
+        edited[rule_id] = setting.replace(**_changes(
+            enabled=change.get("enabled"), outcome=change.get("outcome"), severity=change.get("severity"),
+            params=change.get("params")))
+    candidate = RuleSet([edited.get(setting.rule_id, setting) for setting in current.settings])
+    result = await run_backtest(session, candidate=candidate, days=days, now=now)
+    return BacktestView(current_revision=current.revision, **result.as_dict())

@@ -21,7 +21,7 @@ from tests.factories import World, make_world
 from tests.fraud.support import MIDDAY, Caller, make_driver_caller, make_user
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def midday(clock):
     clock.now = MIDDAY
 
@@ -64,7 +64,7 @@ def _is_officer_write(method: str, path: str) -> bool:
 
 
 @pytest_asyncio.fixture
-async def desk(state, http):
+async def desk(state, http, midday):
     built = await build_desk(state)
     writes: list[tuple[str, str, str]] = []
 

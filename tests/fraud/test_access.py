@@ -95,6 +95,8 @@ def body_for(app, operation: dict, ids: dict, desk):
         for key in body:
             if key in replacements:
                 body[key] = replacements[key]
+        for change in body.get("changes", []):  # a backtest's edits name rules
+            change["rule_id"] = ids["rule_id"]
     return body
 
 
