@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fastapi import Depends, Request, Response
 
-from processing.audit.service import AuditActor
+from fraud.access import SecurityActor
 from processing.db.engine import unit_of_work
 from processing.identity import service as identity_service
 from processing.identity.jwt_tokens import AuthenticationError, TokenExpired
@@ -82,8 +82,10 @@ class Officer:
     csrf_token: str
     request_id: str
 
-    def audit_actor(self) -> AuditActor:
-        return AuditActor(user_id=self.user_id, role=Role.SECURITY, login=self.login, request_id=self.request_id)
+    def actor(self) -> SecurityActor:
+        """Who acts, for the fraud services and their audit entries."""
+        return SecurityActor(user_id=self.user_id, login=self.login, role=Role.SECURITY,
+                             session_id=self.session_id, request_id=self.request_id)
 
 
 def console_policy(state: PlatformState) -> SignInPolicy:
