@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from fraud import auth, authorizations
+from fraud import auth, authorizations, officers
 from fraud.access import ERROR_RESPONSES, security_actor
 from fraud.alerts.endpoints import router as alerts_router
 from fraud.cards.endpoints import router as cards_router
@@ -17,7 +17,7 @@ from fraud.cases.endpoints import router as cases_router
 PREFIX = "/v1/fraud"
 
 _guarded = APIRouter(prefix=PREFIX, dependencies=[Depends(security_actor)], responses=ERROR_RESPONSES)
-for _domain in (alerts_router, cases_router, cards_router, authorizations.router):
+for _domain in (alerts_router, cases_router, cards_router, authorizations.router, officers.router):
     _guarded.include_router(_domain)
 
 router = APIRouter()

@@ -88,7 +88,7 @@ class AuthorizationView(BaseModel):
     reversal: ReversalView | None
 
 
-async def authorization_view(session: AsyncSession, authorization_id: int) -> AuthorizationView:
+async def authorization_view(session: AsyncSession, *, authorization_id: int) -> AuthorizationView:
     """The authorization with everything around it (404 authorization_not_found)."""
     row = (await session.execute(
         select(Authorization, Station, Terminal.code, Company.name, Card, Driver, Completion, Reversal)
@@ -143,4 +143,4 @@ AuthorizationId = path_id("The authorization's id.")
             summary="An authorization with its fraud trace, station, card and what became of the hold")
 async def get_authorization(authorization_id: AuthorizationId, actor: SecurityDep, state: StateDep) -> AuthorizationView:
     async with unit_of_work(state.readonly_sessionmaker) as session:
-        return await authorization_view(session, authorization_id)
+        return await authorization_view(session, authorization_id=authorization_id)

@@ -73,6 +73,13 @@ async def user_refs(session: AsyncSession, user_ids: set[int | None]) -> dict[in
     return {row.id: UserRef(user_id=row.id, login=row.login, full_name=row.full_name) for row in rows}
 
 
+async def security_officers(session: AsyncSession) -> list[UserRef]:
+    """The active security team, by login: whom an alert can be assigned to."""
+    rows = await session.execute(select(User.id, User.login, User.full_name)
+                                 .where(User.role == Role.SECURITY, User.status == "active").order_by(User.login))
+    return [UserRef(user_id=row.id, login=row.login, full_name=row.full_name) for row in rows]
+
+
 async def security_officer(session: AsyncSession, user_id: int) -> User:
     """An active security user, the only kind an alert or a case is assigned to (422 otherwise)."""
     user = await session.get(User, user_id)

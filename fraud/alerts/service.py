@@ -99,7 +99,7 @@ async def get_alert(session: AsyncSession, *, alert_id: int) -> AlertDetail:
     """The alert, the authorization that raised it (with its fraud trace) and the comments."""
     alert = await alert_view(session, alert_id)
     authorization = (None if alert.authorization_id is None
-                     else await authorization_view(session, alert.authorization_id))
+                     else await authorization_view(session, authorization_id=alert.authorization_id))
     return AlertDetail(alert=alert, authorization=authorization,
                        comments=await comments(session, alert_id=alert_id))
 

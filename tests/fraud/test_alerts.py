@@ -199,3 +199,10 @@ async def test_refusals_change_nothing(state, http, clock, desk):
                                 content=b"{not json")
     assert (malformed.status_code, malformed.json()["error"]) == (400, "malformed_json")
     assert await database_dump(state) == before
+
+
+async def test_officers_are_the_active_security_team(state, http, clock, desk):
+    reply = await http.get("/v1/fraud/officers", headers=desk.security.headers)
+    assert reply.status_code == 200, reply.text
+    assert sorted(officer["user_id"] for officer in reply.json()["officers"]) == sorted(
+        [desk.security.user_id, desk.colleague.user_id])
