@@ -105,6 +105,22 @@ def _when(value) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _describe(value) -> str:
+    """A trace or alert value for people: numbers trimmed, nested objects as "name value" lists."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".")
+    if isinstance(value, dict):
+        return ", ".join(f"{str(name).replace('_', ' ')} {_describe(item)}" for name, item in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_describe(item) for item in value) or "none"
+    if value is None:
+        return "–"
+    return str(value)
+
+
+templates.filters["describe"] = _describe
 templates.filters["money"] = _minor_to_decimal
 templates.filters["litres"] = _millilitres_to_litres
 templates.filters["when"] = _when

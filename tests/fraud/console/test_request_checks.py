@@ -4,9 +4,8 @@ origin, this session's CSRF token): a refused request gets a 403 page and change
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-
-import httpx
 
 from fraud.console.session import SESSION_COOKIE, SIGN_IN_COOKIE, session_csrf_token
 from fraud.console.web import CONTENT_SECURITY_POLICY
@@ -17,15 +16,16 @@ QUEUE = "/console/alerts"
 STATIC = Path(__file__).parents[3] / "fraud" / "console" / "static"
 
 
-def assert_security_headers(reply: httpx.Response, *, page: bool = True) -> None:
-    assert reply.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+def assert_security_headers(headers: Mapping[str, str], *, page: bool = True) -> None:
+    """``headers``: an httpx response's, or a Playwright response's (lower-case names)."""
+    assert headers["content-security-policy"] == CONTENT_SECURITY_POLICY
     assert "default-src 'self'" in CONTENT_SECURITY_POLICY and "unsafe" not in CONTENT_SECURITY_POLICY
     assert "frame-ancestors 'none'" in CONTENT_SECURITY_POLICY
-    assert reply.headers["X-Frame-Options"] == "DENY"
-    assert reply.headers["X-Content-Type-Options"] == "nosniff"
-    assert reply.headers["Referrer-Policy"] == "same-origin"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["referrer-policy"] == "same-origin"
     if page:
-        assert reply.headers["Cache-Control"] == "no-store"
+        assert headers["cache-control"] == "no-store"
 
 
 def assert_no_inline_code(html: str) -> None:
@@ -41,20 +41,20 @@ def assert_no_inline_code(html: str) -> None:
 async def test_every_kind_of_console_answer_carries_the_security_headers(console, http):
     queue = await console.open(QUEUE)
     assert queue.status_code == 200
-    assert_security_headers(queue)
+    assert_security_headers(queue.headers)
     assert_no_inline_code(queue.text)
     missing = await console.open("/console/no-such-page")
     assert missing.status_code == 404 and "There is no such page" in missing.text
-    assert_security_headers(missing)
+    assert_security_headers(missing.headers)
     refused = await console.submit("/console/sign-out", csrf_token="wrong")
     assert refused.status_code == 403
-    assert_security_headers(refused)
+    assert_security_headers(refused.headers)
     http.cookies.clear()
     redirect = await http.get(QUEUE)
     assert redirect.status_code == 303
-    assert_security_headers(redirect)
+    assert_security_headers(redirect.headers)
     sign_in = await http.get("/console/sign-in")
-    assert_security_headers(sign_in)
+    assert_security_headers(sign_in.headers)
     assert_no_inline_code(sign_in.text)
 
 
@@ -65,7 +65,7 @@ async def test_static_files_are_the_vendored_ones_cached_by_content_digest(http)
         served = await http.get(url)
         assert served.status_code == 200 and served.content == (STATIC / name).read_bytes()
         assert served.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-        assert_security_headers(served, page=False)
+        assert_security_headers(served.headers, page=False)
     assert (await http.get("/console/static/htmx.min.js")).headers["content-type"].startswith("text/javascript")
     for probe in ("/console/static/VENDORED.txt", "/console/static/..%2Fsession.py", "/console/static/nothing.js"):
         assert (await http.get(probe)).status_code == 404, probe
