@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
+from fraud.engine.ruleset import ensure_global_rules
 from processing.audit.models import AuditEntry
 from processing.db.engine import unit_of_work
 from processing.orgs.models import Role
@@ -38,6 +39,9 @@ class Desk:
 
 
 async def build_desk(state) -> Desk:
+    async with unit_of_work(state.sessionmaker) as session:
+        # Migration 0007 seeds them; the test database is emptied after migrating.
+        await ensure_global_rules(session, now=state.clock())
     world = await make_world(state)
     other_world = await make_world(state)
     return Desk(

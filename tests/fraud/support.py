@@ -20,7 +20,7 @@ from processing.identity.models import AuthSession
 from processing.orgs.models import Driver, Role, User
 from processing.risk.models import AlertSource, AlertStatus, FraudAlert
 from processing.state import PlatformState
-from tests.factories import World, authorization_message
+from tests.factories import DIESEL_PRICE_MINOR, World, authorization_message, next_transaction_id
 
 _logins = itertools.count(1)
 # Wednesday noon in Moscow: no limit period or allowed-hours edge near any test.
@@ -99,3 +99,19 @@ async def raise_alert(state: PlatformState, authorization_id: int, *, rule_code:
         session.add(alert)
         await session.flush()
         return alert.id
+
+
+async def buy(http, clock, world: World, *, volume_ml: int, phone=None, price_minor: int = DIESEL_PRICE_MINOR,
+              product: str = "diesel") -> dict:
+    """A purchase through the real terminal API: a hold a little above the fuel's price, then its
+    completion for exactly those litres. Returns the completion's answer."""
+    phone = phone or world.phone
+    amount_minor = volume_ml * price_minor // 1000
+    transaction_id = next_transaction_id()
+    terminal = world.terminal(http, clock)
+    held = await terminal.authorize(**authorization_message(phone, clock.now, amount_minor=amount_minor + 5_000,
+                                                            product=product, transaction_id=transaction_id))
+    assert held.status_code == 200 and held.body["response_code"] == "00", held.body
+    done = await terminal.complete(transaction_id, amount_minor=amount_minor, volume_ml=volume_ml, product=product)
+    assert done.status_code == 200, done.body
+    return {"authorization_id": held.body["authorization_id"], "amount_minor": amount_minor, **done.body}

@@ -18,12 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from processing.cards.models import Card, CardStatus
 from processing.db.engine import unit_of_work
 from processing.identity.service import create_user
 from processing.orgs.models import Role, User
+from processing.risk.models import FraudRule
 from tests.conftest import TEST_MASTER_KEY
 from tests.factories import database_dump
 from tests.fraud.support import authorize, make_user, mint_token, raise_alert
@@ -68,8 +69,11 @@ async def objects_for_a_call(state, http, clock, desk) -> dict:
     case = await http.post("/v1/fraud/cases", headers=desk.security.headers,
                            json={"card_id": desk.world.card_id, "alert_ids": [grouped]})
     assert case.status_code == 201, case.text
+    async with unit_of_work(state.sessionmaker) as session:
+        rule_id = await session.scalar(select(FraudRule.id).where(FraudRule.code == "card_velocity",
+                                                                  FraudRule.company_id.is_(None)))
     return {"alert_id": alert_id, "case_id": case.json()["case"]["case_id"], "card_id": desk.world.card_id,
-            "authorization_id": reply.body["authorization_id"]}
+            "authorization_id": reply.body["authorization_id"], "rule_id": rule_id}
 
 
 def fill(path: str, ids: dict) -> str:
@@ -87,7 +91,7 @@ def body_for(app, operation: dict, ids: dict, desk):
     body = example_body(app, operation)
     if isinstance(body, dict):
         replacements = {"card_id": ids["card_id"], "alert_ids": [ids["alert_id"]],
-                        "assignee_user_id": desk.colleague.user_id}
+                        "assignee_user_id": desk.colleague.user_id, "company_id": desk.world.company_id}
         for key in body:
             if key in replacements:
                 body[key] = replacements[key]
@@ -96,7 +100,7 @@ def body_for(app, operation: dict, ids: dict, desk):
 
 async def test_every_fraud_route_is_for_the_security_team_only(app, state, http, clock, desk):
     operations = [op for op in fraud_operations(app) if (op[0], op[1]) not in OPEN_ROUTES]
-    assert len(operations) >= 18, [op[:2] for op in operations]
+    assert len(operations) >= 23, [op[:2] for op in operations]
     refused = {
         "no token": ({}, 401), "garbled token": ({"Authorization": "Bearer not.a.token"}, 401),
         "driver": (desk.driver.headers, 403), "company admin": (desk.admin.headers, 403),

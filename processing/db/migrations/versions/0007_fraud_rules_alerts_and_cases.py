@@ -8,6 +8,8 @@ Create Date: 2026-11-23 01:16:47.796170
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -161,6 +163,54 @@ def upgrade() -> None:
     with op.batch_alter_table('terminals', schema=None) as batch_op:
         batch_op.add_column(sa.Column('fraud_state', sa.JSON(), nullable=True))
 
+    _seed_rules()
+
+
+# The shipped rules' default settings (fraud.engine.catalogue keeps the same defaults; a test
+# checks they agree). Literal values: a migration must not change when the code does.
+SEEDED_RULES = (
+    ("card_velocity", "decline", "high", {"window_minutes": 10, "max_authorizations": 4}),
+    ("tank_overfill", "review", "medium", {"window_minutes": 240, "max_tank_ratio": 1.2}),
+    ("impossible_travel", "decline", "high", {"max_speed_kmh": 200.0, "min_distance_km": 5.0}),
+    ("unusual_hours", "alert", "low", {"min_share_percent": 1.0, "min_history": 50}),
+    ("decline_run", "alert", "medium", {"max_consecutive_declines": 3, "window_minutes": 60}),
+    ("new_card_large_purchase", "review", "medium",
+     {"max_card_age_days": 7, "min_amount_minor": 1000000, "typical_multiple": 3.0}),
+    ("enrollment_token_anomalies", "block_card", "critical",
+     {"window_minutes": 60, "max_anomalies": 3, "skew_seconds": 60}),
+    ("terminal_token_anomalies", "alert", "high", {"window_minutes": 60, "max_anomalies": 10, "skew_seconds": 60}),
+    ("terminal_card_burst", "alert", "medium", {"window_minutes": 10, "max_distinct_cards": 8}),
+    ("product_mismatch", "alert", "medium", {}),
+)
+
+
+def _seed_rules() -> None:
+    """The ten global rules, enabled, at version 1 with their version rows."""
+    now = datetime.now(UTC)
+    rules = sa.table(
+        "fraud_rules", sa.column("id", sa.BigInteger), sa.column("code", sa.String),
+        sa.column("company_id", sa.BigInteger), sa.column("enabled", sa.Boolean),
+        sa.column("outcome", sa.String), sa.column("severity", sa.String), sa.column("params", sa.JSON),
+        sa.column("version", sa.Integer), sa.column("updated_at", processing.db.base.UTCDateTime(timezone=True)),
+    )
+    versions = sa.table(
+        "fraud_rule_versions", sa.column("rule_id", sa.BigInteger), sa.column("version", sa.Integer),
+        sa.column("enabled", sa.Boolean), sa.column("outcome", sa.String), sa.column("severity", sa.String),
+        sa.column("params", sa.JSON), sa.column("note", sa.String),
+        sa.column("changed_at", processing.db.base.UTCDateTime(timezone=True)),
+    )
+    op.bulk_insert(rules, [
+        {"code": code, "company_id": None, "enabled": True, "outcome": outcome, "severity": severity,
+         "params": params, "version": 1, "updated_at": now}
+        for code, outcome, severity, params in SEEDED_RULES
+    ])
+    op.get_bind().execute(versions.insert().from_select(
+        ["rule_id", "version", "enabled", "outcome", "severity", "params", "note", "changed_at"],
+        sa.select(rules.c.id, rules.c.version, rules.c.enabled, rules.c.outcome, rules.c.severity,
+                  rules.c.params, sa.literal("default setting, seeded by migration 0007"),
+                  sa.literal(now, processing.db.base.UTCDateTime(timezone=True)))
+        .where(rules.c.company_id.is_(None)),
+    ))
 
 
 def downgrade() -> None:

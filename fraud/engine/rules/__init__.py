@@ -1,0 +1,1 @@
+"""The shipped rules, one module each: a ``Params`` model and a pure ``evaluate`` function."""
