@@ -18,6 +18,8 @@ from fraud.common import MAX_ID, path_id
 from fraud.console.forms import blank_to_none, notice, validated
 from fraud.console.session import OfficerDep
 from fraud.console.web import PREFIX, ConsoleRoute, is_htmx, render
+from fraud.engine.catalogue import RULE_ORDER
+from fraud.worker import RULE_CODE as WORKER_RULE_CODE
 from processing.db.engine import unit_of_work
 from processing.errors import Conflict
 from processing.risk.models import AlertStatus, CaseStatus, Severity
@@ -32,9 +34,8 @@ STATUS_CHOICES = [(UNRESOLVED, "Unresolved"), (AlertStatus.OPEN, "Open"), (Alert
 SEVERITY_CHOICES = [("", "Any severity")] + [(severity.value, severity.value.capitalize()) for severity in Severity]
 
 
-RULE_CODES = ["card_velocity", "tank_overfill", "impossible_travel", "unusual_hours", "decline_run",
-              "new_card_large_purchase", "enrollment_token_anomalies", "terminal_token_anomalies",
-              "terminal_card_burst", "product_mismatch"]
+# The shipped rules, and the worker's own codes (its alerts name no stored rule).
+RULE_CODES = [*RULE_ORDER, WORKER_RULE_CODE]
 AlertId = path_id("The alert's id.")
 
 

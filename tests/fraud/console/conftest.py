@@ -12,6 +12,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from fraud.engine.ruleset import ensure_global_rules
 from processing.db.engine import unit_of_work
 from processing.identity.service import create_user
 from processing.orgs.models import Role
@@ -81,8 +82,15 @@ class ConsoleClient:
         return await self.submit("/console/sign-in", form)
 
 
+async def seed_rules(state) -> None:
+    """The ten global rules migration 0007 seeds (the test database is emptied after migrating)."""
+    async with unit_of_work(state.sessionmaker) as session:
+        await ensure_global_rules(session, now=state.clock())
+
+
 @pytest_asyncio.fixture
 async def officer_id(state) -> int:
+    await seed_rules(state)
     return await add_user(state, login=OFFICER_LOGIN)
 
 
@@ -135,6 +143,7 @@ def live_server(database_url, tmp_path):
 async def live_state(live_server):
     """The test's own way into the server's database, to set the scene (never to fake a result)."""
     state = PlatformState.from_settings(live_server.settings)
+    await seed_rules(state)
     yield state
     await state.engine.dispose()
 
