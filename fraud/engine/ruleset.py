@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -27,7 +27,9 @@ from fraud.engine.catalogue import (
     validate_severity,
 )
 from fraud.engine.errors import DuplicateRuleSetting, InvalidRuleParams, UnknownRule
-from fraud.engine.rules.base import RuleParams
+from fraud.engine.outcomes import ON_APPROVAL_PATH, ON_DECLINE_PATH
+from fraud.engine.rules.base import RuleParams, RuleResult
+from processing.authorization.fraud_hook import FraudVerdict
 from processing.risk.models import FraudRule, FraudRuleVersion, RuleOutcome, Severity
 
 logger = logging.getLogger(__name__)
@@ -88,10 +90,44 @@ def _order(setting: RuleSetting) -> int:
     return RULE_ORDER[setting.code]
 
 
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A setting made ready for the hot loop: plain strings, the effect on each path resolved."""
+
+    code: str
+    title: str
+    evaluate: Callable[..., RuleResult]
+    params: RuleParams
+    rule_id: int | None
+    version: int | None
+    outcome: str
+    severity: str
+    effect_on_approval: FraudVerdict
+    effect_on_decline: FraudVerdict
+
+    @classmethod
+    def of(cls, setting: RuleSetting) -> CompiledRule:
+        spec = setting.spec
+        return cls(setting.code, spec.title, spec.evaluate, setting.params, setting.rule_id, setting.version,
+                   setting.outcome.value, setting.severity.value, ON_APPROVAL_PATH[setting.outcome],
+                   ON_DECLINE_PATH[setting.outcome])
+
+
+def _plans(rules: tuple[RuleSetting, ...]) -> tuple[tuple[CompiledRule, ...], ...]:
+    """The rules to run, indexed by 2 × (on the decline path) + (no card)."""
+    compiled = [(CompiledRule.of(s), s.spec) for s in rules]
+    return tuple(
+        tuple(rule for rule, spec in compiled
+              if (not on_decline or spec.on_decline_path) and (not no_card or not spec.needs_card))
+        for on_decline in (False, True) for no_card in (False, True)
+    )
+
+
 class RuleSet:
     """An immutable set of rule settings with each company's effective rules precomputed."""
 
-    __slots__ = ("settings", "revision", "problems", "_global", "_by_company")
+    __slots__ = ("settings", "revision", "problems", "_global", "_by_company", "_global_plans",
+                 "_plans_by_company")
 
     def __init__(self, settings: Iterable[RuleSetting], *, problems: Iterable[str] = ()):
         ordered = sorted(settings, key=lambda s: (s.company_id is not None, s.company_id or 0, _order(s)))
@@ -116,6 +152,8 @@ class RuleSet:
             merged = {**global_settings, **own}
             by_company[company_id] = tuple(s for s in sorted(merged.values(), key=_order) if s.enabled)
         self._by_company = MappingProxyType(by_company)
+        self._global_plans = _plans(self._global)
+        self._plans_by_company = MappingProxyType({c: _plans(rules) for c, rules in by_company.items()})
         self.revision = _fingerprint(self.settings)
 
     def rules_for(self, company_id: int | None) -> tuple[RuleSetting, ...]:
@@ -123,6 +161,11 @@ class RuleSet:
         if company_id is None:
             return self._global
         return self._by_company.get(company_id, self._global)
+
+    def plan(self, company_id: int | None, *, on_decline_path: bool, has_card: bool) -> tuple[CompiledRule, ...]:
+        """The compiled rules ``evaluate`` runs for an attempt of this company on this path."""
+        plans = self._global_plans if company_id is None else self._plans_by_company.get(company_id, self._global_plans)
+        return plans[2 * on_decline_path + (not has_card)]
 
     def setting(self, code: str, company_id: int | None = None) -> RuleSetting | None:
         """The setting of ``code`` in force for the company (its own, else the global), enabled or not."""
@@ -135,6 +178,13 @@ class RuleSet:
             if setting.company_id is None:
                 fallback = setting
         return fallback
+
+    def replacing(self, settings: Iterable[RuleSetting]) -> RuleSet:
+        """This set with ``settings`` added, each replacing the setting of the same rule and scope
+        (a candidate for the backtest: the stored set with an officer's edits)."""
+        changed = list(settings)
+        scopes = {(s.company_id, s.code) for s in changed}
+        return RuleSet([s for s in self.settings if (s.company_id, s.code) not in scopes] + changed)
 
     @property
     def longest_window_seconds(self) -> int:

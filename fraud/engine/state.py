@@ -25,7 +25,8 @@ Card state (version 1)::
 Terminal state (version 1)::
 
     {"v": 1,
-     "cards": {"<card id>": t, ...},    # the last attempt of each card seen at the terminal
+     "cards": [[card_id, t], ...],      # the last attempt of each card seen at the terminal,
+                                        #   oldest first
      "anomalies": [[t, kind] or [t, "skew", seconds], ...]}
 """
 
@@ -43,7 +44,7 @@ MAX_DECLINES = 64
 MAX_FILLS = 32
 MAX_ENROLLMENTS = 4
 MAX_ENROLLMENT_ANOMALIES = 32
-MAX_TERMINAL_CARDS = 128
+MAX_TERMINAL_CARDS = 64
 MAX_TERMINAL_ANOMALIES = 128
 PURCHASES_CAP = 1_000_000
 
@@ -92,8 +93,8 @@ class StateView:
         return self.card.get("anomalies", _EMPTY).get(self.enrollment_key, ())
 
     @property
-    def terminal_cards(self) -> Mapping:
-        return self.terminal.get("cards", _EMPTY)
+    def terminal_cards(self) -> list:
+        return self.terminal.get("cards", ())
 
     @property
     def terminal_anomalies(self) -> list:
@@ -207,14 +208,12 @@ def next_terminal_state(state: Mapping | None, attempt: Attempt) -> dict | None:
     state = state or _EMPTY
     now = attempt.at
     cutoff = now - MAX_WINDOW_SECONDS
-    cards = {card: t for card, t in state.get("cards", _EMPTY).items() if t > cutoff}
-    if attempt.card_id is not None:
-        cards.pop(str(attempt.card_id), None)
-        cards[str(attempt.card_id)] = now
-        if len(cards) > MAX_TERMINAL_CARDS:
-            for card in sorted(cards, key=cards.__getitem__)[: len(cards) - MAX_TERMINAL_CARDS]:
-                del cards[card]
-    anomalies = _recent_events(state.get("anomalies", ()), cutoff, MAX_TERMINAL_ANOMALIES)
+    cards = _next_cards(state.get("cards", ()), attempt.card_id, now, cutoff)
+    anomalies = state.get("anomalies", ())
+    if anomalies and anomalies[0][0] <= cutoff:
+        anomalies = _recent_events(anomalies, cutoff, MAX_TERMINAL_ANOMALIES)
+    else:
+        anomalies = list(anomalies)
     if attempt.anomaly is not None:
         anomalies.append(_anomaly_event(attempt))
         if len(anomalies) > MAX_TERMINAL_ANOMALIES:
@@ -225,6 +224,21 @@ def next_terminal_state(state: Mapping | None, attempt: Attempt) -> dict | None:
     if anomalies:
         result["anomalies"] = anomalies
     return result
+
+
+def _next_cards(cards: list, card_id: int | None, now: int, cutoff: int) -> list:
+    """The terminal's cards with ``card_id`` moved to the end at ``now``; a day old or more, or
+    the oldest beyond the cap, dropped. The list stays in order of last sight, so the stale
+    entries are at its front."""
+    start, size = 0, len(cards)
+    while start < size and cards[start][1] <= cutoff:
+        start += 1
+    kept = [entry for entry in cards[start:] if entry[0] != card_id] if card_id is not None else cards[start:]
+    if card_id is not None:
+        kept.append([card_id, now])
+    if len(kept) > MAX_TERMINAL_CARDS:
+        del kept[: len(kept) - MAX_TERMINAL_CARDS]
+    return kept
 
 
 def settle(card_state: Mapping | None, *, terminal_id: int, terminal_transaction_id: str,

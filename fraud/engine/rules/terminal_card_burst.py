@@ -12,14 +12,14 @@ from fraud.engine.state import StateView
 
 class Params(RuleParams):
     window_minutes: WindowMinutes = 10
-    max_distinct_cards: int = Field(8, ge=1, le=100, description="different cards allowed in the window")
+    max_distinct_cards: int = Field(8, ge=1, le=60, description="different cards allowed in the window")
 
 
 def evaluate(attempt: Attempt, state: StateView, params: Params) -> RuleResult:
     since = attempt.at - params.window_minutes * 60
-    this_card = str(attempt.card_id)
+    this_card = attempt.card_id
     count = 1
-    for card, t in state.terminal_cards.items():
+    for card, t in state.terminal_cards:
         if t > since and card != this_card:
             count += 1
     fired = count > params.max_distinct_cards

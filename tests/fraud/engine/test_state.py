@@ -51,7 +51,7 @@ def test_everything_older_than_a_day_is_pruned():
     assert state["anomalies"] == {"11": [[now, "cryptogram"]]}
     assert state["purchases"] == 1  # not windowed: "no earlier purchase" needs it
     terminal = sim.terminal_states[101]
-    assert terminal["cards"] == {"1": now} and terminal["anomalies"] == [[now, "cryptogram"]]
+    assert terminal["cards"] == [[1, now]] and terminal["anomalies"] == [[now, "cryptogram"]]
 
 
 def test_lists_are_capped_newest_kept():
@@ -72,9 +72,22 @@ def test_lists_are_capped_newest_kept():
         sim.attempt(Card(card_id=1_000 + n, enrollment_id=1_000 + n), declined_by="token",
                     decline_reason="token_replayed")
     terminal = sim.terminal_states[101]
-    assert len(terminal["cards"]) == fraud_state.MAX_TERMINAL_CARDS and str(1_000 + 132) in terminal["cards"]
-    assert "1" not in terminal["cards"]
+    cards = [card for card, _ in terminal["cards"]]
+    assert cards == list(range(1_005, 1_005 + fraud_state.MAX_TERMINAL_CARDS))  # oldest dropped, order kept
     assert len(terminal["anomalies"]) == fraud_state.MAX_TERMINAL_ANOMALIES
+
+
+def test_a_terminal_keeps_its_cards_in_order_of_last_sight():
+    sim = Sim(only())
+    for card_id in (1, 2, 3):
+        sim.attempt(Card(card_id=card_id, enrollment_id=card_id))
+        sim.advance(minutes=1)
+    sim.attempt(Card(card_id=1, enrollment_id=1))
+    now = _ts(sim)
+    assert sim.terminal_states[101]["cards"] == [[2, now - 120], [3, now - 60], [1, now]]
+    sim.advance(seconds=MAX_WINDOW_SECONDS - 90)  # card 2 is a day old now, card 3 not yet
+    sim.attempt(None, declined_by="token", decline_reason="unknown_token", clock_skew_seconds=None)
+    assert [card for card, _ in sim.terminal_states[101]["cards"]] == [3, 1]
 
 
 def test_anomalies_of_at_most_four_enrollments_are_kept():
