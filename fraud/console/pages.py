@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import RedirectResponse
 
-from fraud.console import alerts, cards, cases, rules, signin
+from fraud.console import alerts, backtest, cards, cases, rules, signin
 from fraud.console.web import PREFIX, STATIC_ASSETS, ConsoleRoute, error_page, public
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -21,6 +21,7 @@ router.include_router(alerts.router)
 router.include_router(cards.router)
 router.include_router(cases.router)
 router.include_router(rules.router)
+router.include_router(backtest.router)
 
 _assets = APIRouter(prefix=PREFIX, route_class=ConsoleRoute)
 
