@@ -268,7 +268,8 @@ async def check_csrf(request: Request, state: PlatformState) -> None:
     sent = request.headers.get(CSRF_HEADER)
     if sent is None and request.headers.get("content-type", "").startswith(
             ("application/x-www-form-urlencoded", "multipart/form-data")):
-        form = await request.form(max_files=0, max_fields=200)
+        # Generous for the backtest form (every stored rule setting, global and companies' own).
+        form = await request.form(max_files=0, max_fields=5000)
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):

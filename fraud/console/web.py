@@ -150,7 +150,7 @@ def public(endpoint: Callable) -> Callable:
 
 def safe_next_path(candidate: str | None) -> str:
     """Where to go after signing in: only a console path of this site (no open redirect)."""
-    if (not candidate or not candidate.startswith(PREFIX + "/") or candidate.startswith("//")
+    if (not candidate or not candidate.startswith(PREFIX + "/") or candidate.startswith(PREFIX + "/sign-")
             or "\\" in candidate or any(ord(character) < 0x20 for character in candidate)):
         return PREFIX + "/alerts"
     return candidate

@@ -144,11 +144,26 @@ async def test_an_officer_blocks_a_card_from_an_alert_and_its_next_authorization
         await page.locator(f'#card-results a[href="/console/cards/{world.card_id}"]').wait_for()
         await tab.screenshot("09-card-search")
 
+        # The rules, and a backtest of a stricter impossible-travel rule over today (saves nothing).
+        await open_page(tab, "/console/rules")
+        assert await page.locator("article.rule-card").count() == 10
+        await tab.screenshot("10-rules")
+        await open_page(tab, "/console/backtest")
+        travel_rule = page.locator("fieldset.rule-card", has_text="impossible_travel")
+        await travel_rule.locator("select[name$='.enabled']").select_option("off")
+        await page.fill("#days", "1")
+        await page.click("text=Run backtest")
+        await page.locator("#backtest-result .backtest-result").wait_for()
+        # Live, the rules declined the Saint Petersburg purchase; without impossible_travel, none.
+        assert re.match(r"live 1\b", await page.inner_text("#total-declined_by_rules .compare"))
+        assert (await page.inner_text("#total-declined_by_rules .value")).strip() == "0"
+        await tab.screenshot("11-backtest")
+
         # Sign out: the session ends and the queue is closed again.
         await page.click("form.sign-out button")
         await page.wait_for_url(re.compile(r"/console/sign-in\?signed_out=1$"))
         assert "You have signed out." in await page.inner_text(".notice")
-        await tab.screenshot("10-signed-out")
+        await tab.screenshot("12-signed-out")
         await open_page(tab, "/console/alerts")
         assert "/console/sign-in" in page.url
     assert tab.problems == []

@@ -156,7 +156,7 @@ async def test_signing_out_ends_the_session_everywhere(console, http, state):
 
 async def test_after_sign_in_only_a_console_page_of_this_site_is_a_destination(http, officer_id):
     for target in ("//evil.example/console/alerts", "https://evil.example/", "/v1/fraud/alerts", "/console",
-                   "/console/\\evil", ""):
+                   "/console/\\evil", "/console/sign-in", ""):
         client = ConsoleClient(http)
         signed_in = await client.sign_in(next_path=target)
         assert signed_in.status_code == 303 and signed_in.headers["location"] == QUEUE, target
