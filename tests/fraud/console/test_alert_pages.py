@@ -34,7 +34,8 @@ async def alerts_of_two_fleets(state, http, clock) -> dict:
     for name, world, rule, severity in (("a_velocity", fleet_a, "card_velocity", "high"),
                                         ("a_hours", fleet_a, "unusual_hours", "low"),
                                         ("b_travel", fleet_b, "impossible_travel", "critical")):
-        reply = await authorize(http, clock, world)
+        # A small purchase: two of them stay far below the tank (no tank_overfill of its own).
+        reply = await authorize(http, clock, world, amount_minor=50_000)
         clock.advance(60)
         ids[name] = await raise_alert(state, reply.body["authorization_id"], rule_code=rule, severity=severity,
                                       summary=f"{rule} fired on {name}")

@@ -149,7 +149,7 @@ async def test_an_officer_blocks_a_card_from_an_alert_and_its_next_authorization
         assert await page.locator("article.rule-card").count() == 10
         await tab.screenshot("10-rules")
         await open_page(tab, "/console/backtest")
-        travel_rule = page.locator("fieldset.rule-card", has_text="impossible_travel")
+        travel_rule = page.locator("fieldset.rule-fieldset", has_text="impossible_travel")
         await travel_rule.locator("select[name$='.enabled']").select_option("off")
         await page.fill("#days", "1")
         await page.click("text=Run backtest")

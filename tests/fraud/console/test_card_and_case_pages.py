@@ -62,10 +62,11 @@ async def test_find_a_card_by_last_four_dpan_driver_or_company(console, state):
 async def test_the_card_page_shows_its_timeline_and_pages_it(console, state, http, clock):
     fleet = await make_world(state)
     authorization_ids = []
-    for _ in range(22):
-        reply = await authorize(http, clock, fleet, amount_minor=100_000)
+    for _ in range(22):  # every 4 minutes, 1.5 litres: below every rule's threshold
+        reply = await authorize(http, clock, fleet, amount_minor=10_000)
+        assert reply.body["response_code"] == "00", reply.body
         authorization_ids.append(reply.body["authorization_id"])
-        clock.advance(60)
+        clock.advance(240)
     alert_id = await raise_alert(state, authorization_ids[-1], summary="velocity on the last one")
     page = await console.open(f"/console/cards/{fleet.card_id}")
     assert page.status_code == 200 and fleet.pan not in page.text
