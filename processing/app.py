@@ -36,7 +36,7 @@ async def _expire_holds_forever(state: PlatformState) -> None:
         try:
             while True:
                 async with unit_of_work(state.sessionmaker) as session:
-                    if await expire_stale_holds(session, now=state.clock()) == 0:
+                    if await expire_stale_holds(session, now=state.clock(), fraud_rules=state.fraud_rules) == 0:
                         break
         except Exception:  # the sweep must survive a database outage and try again later
             logger.exception("hold expiry sweep failed")

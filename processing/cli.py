@@ -164,7 +164,7 @@ def holds_expire() -> None:
         try:
             while True:
                 async with unit_of_work(state.sessionmaker) as session:
-                    released = await expire_stale_holds(session, now=state.clock())
+                    released = await expire_stale_holds(session, now=state.clock(), fraud_rules=state.fraud_rules)
                 total += released
                 if released == 0:
                     return total

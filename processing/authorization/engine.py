@@ -1,10 +1,17 @@
 """The hot path: answer one authorization (pre-authorization hold) in one short transaction.
 
-Order of work, and of row locks: the message slot, the enrollment (its transaction counter),
-the limit counters of the card and its units, a one-off limit exception of the card (only when a
-limit bound the amount), the company's available account. Every other
-writer locks in the same order, so concurrent messages queue instead of deadlocking.
-Explicit Core statements only: no ORM lazy loads here.
+Order of work, and of row locks: the message slot, the terminal (its fraud state, read with the
+station), the card (its fraud state, read with the enrollment, company and vehicle), the
+enrollment (its transaction counter), the limit counters of the card and its units, a one-off
+limit exception of the card (only when a limit bound the amount), the company's available
+account. Every other writer locks in the same order, so concurrent messages queue instead of
+deadlocking (docs: the lock order table in docs/fraud.md).
+Explicit Core statements only: no ORM lazy loads here (blocking a card by a fraud rule, rare,
+goes through the card status service).
+
+The fraud rules (``FraudRules``, plugged in from the ``fraud`` package) run once per decision,
+approved or declined, over what the checks already loaded; their next card and terminal state,
+their trace and their alerts are written in the same transaction.
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing import tokens
+from processing.audit.service import AuditActor, record, snapshot
 from processing.authorization import idempotency
 from processing.authorization.codes import ResponseCode
 from processing.authorization.errors import TransactionIdReused
-from processing.authorization.fraud_hook import FraudContext, FraudRules, FraudVerdict
+from processing.authorization.fraud_hook import FraudContext, FraudDecision, FraudRules, FraudVerdict
 from processing.authorization.models import (
     Authorization,
     AuthorizationStatus,
@@ -32,8 +40,10 @@ from processing.cards.models import Card, CardStatus, DeviceEnrollment, Enrollme
 from processing.cards.service import (
     DEVICE_KEY_PURPOSE,
     DPAN_PURPOSE,
+    get_card,
     masked_card_number,
 )
+from processing.cards.status import block_card
 from processing.crypto import Keyring
 from processing.ledger.models import Account, EntryKind
 from processing.ledger.service import post_entry
@@ -54,6 +64,7 @@ from processing.outbox import payloads
 from processing.outbox.catalogue import EventType
 from processing.outbox.service import emit
 from processing.products import FUELS, TANK_PRODUCTS, VOLUME_PRODUCTS
+from processing.risk.models import AlertSource, AlertStatus, CompanyFraudProfile, FraudAlert
 from processing.settings import Settings
 from processing.stations.models import (
     Station,
@@ -82,8 +93,11 @@ class Decline:
 
 
 class _Declined(Exception):
-    def __init__(self, decline: Decline):
+    def __init__(self, decline: Decline, fraud: FraudDecision | None = None):
         self.decline = decline
+        # Set when the fraud rules themselves declined: their decision is stored as it is,
+        # the rules do not run a second time on the decline path.
+        self.fraud = fraud
 
 
 def _decline(decided_by: str, code: ResponseCode, decline_reason: str, reason: str) -> _Declined:
@@ -106,6 +120,8 @@ class _Facts:
     token_atc: int | None = None
     clock_skew_seconds: int | None = None
     unit_price_minor: int | None = None
+    card: _CardRow | None = None  # the card's row, once the token named a known card
+    local_time: datetime | None = None  # in the company's time zone, once the card is known
 
 
 async def authorize(
@@ -119,26 +135,31 @@ async def authorize(
         message_type=MessageType.AUTHORIZE, digest=digest,
     )
     if prior is not None:
-        # A voided slot (digest None) answers every late copy with its stored decline.
+        # A voided slot (digest None) answers every late copy with its stored decline; a repeat
+        # never reaches the rules, so their state counts each terminal message once.
         if prior.request_digest not in (None, digest):
             raise TransactionIdReused()
         return prior.answer
 
+    # Before the first row lock: a stale rule set is reloaded without holding the terminal.
+    await fraud_rules.prepare(session)
     station = await _load_station(session, terminal.id, request.product)
     facts = _Facts(station_id=station.station_id)
     try:
         approval = await _decide(session, facts, station, terminal=terminal, request=request,
                                  keyring=keyring, settings=settings, fraud_rules=fraud_rules, now=now)
     except _Declined as declined:
-        answer = await _record_decline(session, facts, declined.decline, station, terminal=terminal,
-                                       request=request, now=now)
+        answer, fraud = await _record_decline(
+            session, facts, declined.decline, station, terminal=terminal, request=request,
+            fraud_rules=fraud_rules, fraud=declined.fraud, now=now)
     else:
-        answer = await _record_approval(session, facts, approval, station, terminal=terminal, request=request,
-                                        settings=settings, now=now)
+        answer, fraud = await _record_approval(session, facts, approval, station, terminal=terminal,
+                                               request=request, settings=settings, now=now)
     logger.info(
-        "authorization terminal=%s txn=%s card=%s code=%s reason=%s amount=%s",
+        "authorization terminal=%s txn=%s card=%s code=%s reason=%s amount=%s fraud=%s",
         terminal.code, request.terminal_transaction_id, facts.masked_card or "-",
         answer.response_code, answer.decline_reason or "approved", answer.approved_amount_minor,
+        fraud.verdict.value if fraud.rule or fraud.verdict != FraudVerdict.APPROVE else "-",
     )
     return await idempotency.store_answer(
         session, terminal_id=terminal.id, transaction_id=request.terminal_transaction_id,
@@ -157,18 +178,30 @@ class _StationRow:
     price_currency: str | None
     station_code: str
     station_name: str
+    latitude: float
+    longitude: float
+    terminal_fraud_state: dict | None
 
 
 async def _load_station(session: AsyncSession, terminal_id: int, product: str) -> _StationRow:
+    """The terminal, its station and the posted price, in one statement; locks the terminal row
+    (first in the lock order): its fraud state is rewritten by this transaction.
+
+    FOR NO KEY UPDATE, the lock an UPDATE of a non-key column takes anyway: the message slot
+    claimed before (and every authorization) references the terminal, and PostgreSQL holds KEY
+    SHARE on it for that foreign key. A plain FOR UPDATE conflicts with KEY SHARE, so two
+    messages of one terminal, each holding its slot's KEY SHARE, would deadlock."""
     row = (
         await session.execute(
             select(Terminal.station_id, Terminal.status, Station.status, Station.network_id,
                    Station.region, StationProduct.price_minor, StationProduct.currency,
-                   Station.code, Station.name)
+                   Station.code, Station.name, Station.latitude, Station.longitude,
+                   Terminal.fraud_state)
             .join(Station, Station.id == Terminal.station_id)
             .outerjoin(StationProduct, (StationProduct.station_id == Station.id)
                        & (StationProduct.product == product))
             .where(Terminal.id == terminal_id)
+            .with_for_update(of=Terminal, key_share=True)
         )
     ).one()
     return _StationRow(*row)
@@ -194,9 +227,15 @@ class _CardRow:
     org_unit_path: str
     tank_capacity_ml: int | None
     vehicle_products: list[str] | None
+    card_created_at: datetime
+    card_fraud_state: dict | None
+    company_profile: dict | None
 
 
 async def _load_card(session: AsyncSession, dpan_hash: bytes) -> _CardRow | None:
+    """Everything the checks and the fraud rules need about the card, in one statement; locks the
+    card row only (after the terminal, before the enrollment): its fraud state is rewritten here.
+    FOR NO KEY UPDATE for the same reason as the terminal's (rows referencing the card)."""
     row = (
         await session.execute(
             select(
@@ -205,12 +244,15 @@ async def _load_card(session: AsyncSession, dpan_hash: bytes) -> _CardRow | None
                 Company.id, Company.status, Company.currency, Company.timezone,
                 Company.available_account_id, Company.held_account_id,
                 Card.org_unit_id, OrgUnit.path, Vehicle.tank_capacity_ml, Vehicle.allowed_products,
+                Card.created_at, Card.fraud_state, CompanyFraudProfile.profile,
             )
             .join(Card, Card.id == DeviceEnrollment.card_id)
             .join(Company, Company.id == Card.company_id)
             .join(OrgUnit, OrgUnit.id == Card.org_unit_id)
             .outerjoin(Vehicle, Vehicle.id == Card.vehicle_id)
+            .outerjoin(CompanyFraudProfile, CompanyFraudProfile.company_id == Card.company_id)
             .where(DeviceEnrollment.dpan_hash == dpan_hash)
+            .with_for_update(of=Card, key_share=True)
         )
     ).first()
     return None if row is None else _CardRow(*row)
@@ -225,8 +267,7 @@ class _Approval:
     available_account_id: int
     held_account_id: int
     local_day: date
-    fraud_verdict: str
-    fraud_reason: str
+    fraud: FraudDecision
     limit_exception_id: int | None = None
 
 
@@ -267,7 +308,7 @@ async def _decide(
         raise _decline("vehicle", ResponseCode.NOT_PERMITTED, "product_not_allowed",
                        f"the vehicle does not run on {product}")
 
-    local_time = now.astimezone(ZoneInfo(card.company_timezone))
+    local_time = facts.local_time
     scopes = scopes_for_card(card.card_id, card.org_unit_path)
     limits, controls = await load_rules(session, scopes)
     refusal = controls_refusal(
@@ -306,23 +347,46 @@ async def _decide(
         c.period: {"amount_minor": c.amount_minor, "volume_ml": c.volume_ml, "count": c.count}
         for c in counters if c.scope_kind == ScopeKind.CARD
     }
-    # TODO(issue 7, hot-path helper): full context, both paths, state/trace/alerts stored.
-    fraud = fraud_rules.check(FraudContext(
-        now=now, terminal_id=terminal.id, terminal_transaction_id=request.terminal_transaction_id,
-        station_id=station.station_id, network_id=station.network_id, region=station.region,
-        station_latitude=0.0, station_longitude=0.0, product=product, entry_mode=request.entry_mode,
-        requested_amount_minor=request.amount_minor, company_id=card.company_id, card_id=card.card_id,
-        enrollment_id=card.enrollment_id, amount_minor=amount, volume_ml=volume, local_time=local_time,
-        clock_skew_seconds=facts.clock_skew_seconds or 0, card_counters=card_counters,
+    # Last, with everything known: the rules see the hold about to be approved.
+    fraud = fraud_rules.check(_fraud_context(
+        facts, station, terminal=terminal, request=request, now=now, amount_minor=amount,
+        volume_ml=volume, card_counters=card_counters,
     ))
     if fraud.verdict in (FraudVerdict.DECLINE, FraudVerdict.BLOCK):
-        raise _decline("fraud", ResponseCode.SUSPECTED_FRAUD, "suspected_fraud",
-                       fraud.reason or "declined by the fraud rules")
+        raise _Declined(Decline("fraud", ResponseCode.SUSPECTED_FRAUD, "suspected_fraud",
+                                fraud.reason or "declined by the fraud rules"), fraud)
     return _Approval(
         amount_minor=amount, volume_ml=volume, partial=amount < request.amount_minor,
         counters=counters, available_account_id=card.available_account_id,
         held_account_id=card.held_account_id, local_day=local_time.date(),
-        fraud_verdict=fraud.verdict.value, fraud_reason=fraud.reason, limit_exception_id=exception_id,
+        fraud=fraud, limit_exception_id=exception_id,
+    )
+
+
+def _fraud_context(
+    facts: _Facts, station: _StationRow, *, terminal: TerminalIdentity, request: AuthorizationRequest,
+    now: datetime, amount_minor: int = 0, volume_ml: int = 0, card_counters: dict | None = None,
+    decline: Decline | None = None,
+) -> FraudContext:
+    """What the rules look at, from what the checks already loaded (no further reads)."""
+    card = facts.card
+    card_side = {} if card is None else {
+        "company_id": card.company_id, "card_id": card.card_id, "enrollment_id": card.enrollment_id,
+        "driver_id": card.driver_id, "card_created_at": card.card_created_at, "local_time": facts.local_time,
+        "vehicle_tank_ml": card.tank_capacity_ml, "vehicle_products": tuple(card.vehicle_products or ()),
+        "company_profile": card.company_profile, "card_state": card.card_fraud_state,
+    }
+    return FraudContext(
+        now=now, terminal_id=terminal.id, terminal_transaction_id=request.terminal_transaction_id,
+        station_id=station.station_id, network_id=station.network_id, region=station.region,
+        station_latitude=station.latitude, station_longitude=station.longitude,
+        product=request.product.value, entry_mode=request.entry_mode,
+        requested_amount_minor=request.amount_minor, amount_minor=amount_minor, volume_ml=volume_ml,
+        clock_skew_seconds=facts.clock_skew_seconds, card_counters=card_counters or {},
+        terminal_state=station.terminal_fraud_state,
+        declined_by=decline.decided_by if decline else None,
+        decline_reason=decline.decline_reason if decline else None,
+        **card_side,
     )
 
 
@@ -361,10 +425,6 @@ async def _check_token(
         # Only the error's code: the message may quote parts of the token.
         raise _decline("token", ResponseCode.INVALID_CARD, "invalid_token",
                        f"the payment token is malformed ({error.code})") from None
-    terminal_number = bytes.fromhex(request.unpredictable_number) if request.unpredictable_number else None
-    if request.entry_mode == "nfc" and (terminal_number is None or token.unpredictable_number != terminal_number):
-        raise _decline("token", ResponseCode.SECURITY_VIOLATION, "unpredictable_number_mismatch",
-                       "the token does not answer this terminal's unpredictable number")
     if request.entry_mode == "qr" and token.unpredictable_number is not None:
         raise _decline("token", ResponseCode.INVALID_CARD, "invalid_token",
                        "an NFC token was presented as a QR code")
@@ -373,10 +433,17 @@ async def _check_token(
     if card is None:
         raise _decline("token", ResponseCode.INVALID_CARD, "unknown_token",
                        "the token number belongs to no card")
+    facts.card = card
     facts.company_id, facts.card_id, facts.enrollment_id = card.company_id, card.card_id, card.enrollment_id
     facts.driver_id, facts.org_unit_id = card.driver_id, card.org_unit_id
     facts.masked_card = masked_card_number(card.pan_first6, card.pan_last4)
     facts.card_first6, facts.card_last4 = card.pan_first6, card.pan_last4
+    facts.local_time = now.astimezone(ZoneInfo(card.company_timezone))
+    # Checked once the card is known, so that the rules count a wrong number against its enrollment.
+    terminal_number = bytes.fromhex(request.unpredictable_number) if request.unpredictable_number else None
+    if request.entry_mode == "nfc" and (terminal_number is None or token.unpredictable_number != terminal_number):
+        raise _decline("token", ResponseCode.SECURITY_VIOLATION, "unpredictable_number_mismatch",
+                       "the token does not answer this terminal's unpredictable number")
     if card.enrollment_status != EnrollmentStatus.ACTIVE:
         raise _decline("enrollment", ResponseCode.INVALID_CARD, "enrollment_revoked",
                        "the card was removed from this phone; enroll it again")
@@ -496,14 +563,23 @@ def _event_marks(facts: _Facts, station: _StationRow, authorization_id: int, *, 
 
 async def _record_decline(
     session: AsyncSession, facts: _Facts, decline: Decline, station: _StationRow, *,
-    terminal: TerminalIdentity, request: AuthorizationRequest, now: datetime,
-) -> AuthorizationAnswer:
+    terminal: TerminalIdentity, request: AuthorizationRequest, fraud_rules: FraudRules,
+    fraud: FraudDecision | None, now: datetime,
+) -> tuple[AuthorizationAnswer, FraudDecision]:
+    """Record the decline. The rules run on it too (unless they made it): they cannot turn it into
+    an approval, but they advance their state, raise alerts and may block the card."""
+    if fraud is None:
+        fraud = fraud_rules.check(_fraud_context(facts, station, terminal=terminal, request=request,
+                                                 now=now, decline=decline))
     authorization_id = await _insert_authorization(session, {
         **_common_values(facts, terminal=terminal, request=request, now=now),
         "status": AuthorizationStatus.DECLINED, "approved_amount_minor": 0, "hold_volume_ml": 0,
         "response_code": decline.response_code, "decided_by": decline.decided_by,
         "decline_reason": decline.decline_reason, "reason": decline.reason,
+        **_fraud_columns(fraud),
     })
+    await _store_fraud_outcome(session, fraud, facts, station, authorization_id=authorization_id,
+                               terminal=terminal, now=now)
     if facts.company_id is not None:
         # A token tied to no card (or refused before the card was known) concerns no company:
         # it stays in the authorization log and the security console, not in a company's events.
@@ -519,28 +595,31 @@ async def _record_decline(
         reason=decline.reason, requested_amount_minor=request.amount_minor, approved_amount_minor=0,
         hold_volume_ml=0, currency=request.currency, product=request.product.value,
         unit_price_minor=facts.unit_price_minor, card=facts.masked_card, hold_expires_at=None,
-    )
+    ), fraud
 
 
 async def _record_approval(
     session: AsyncSession, facts: _Facts, approval: _Approval, station: _StationRow, *,
     terminal: TerminalIdentity, request: AuthorizationRequest, settings: Settings, now: datetime,
-) -> AuthorizationAnswer:
+) -> tuple[AuthorizationAnswer, FraudDecision]:
+    fraud = approval.fraud
     code = ResponseCode.PARTIAL_APPROVAL if approval.partial else ResponseCode.APPROVED
     reason = "approved" if not approval.partial else (
         f"approved for {format_money(approval.amount_minor, request.currency)} of "
         f"{format_money(request.amount_minor, request.currency)}"
     )
-    if approval.fraud_verdict == FraudVerdict.REVIEW:
+    if fraud.verdict == FraudVerdict.REVIEW:
         reason += "; queued for security review"
     hold_expires_at = now + timedelta(seconds=settings.hold_expiry_seconds)
     authorization_id = await _insert_authorization(session, {
         **_common_values(facts, terminal=terminal, request=request, now=now),
         "status": AuthorizationStatus.APPROVED, "approved_amount_minor": approval.amount_minor,
         "hold_volume_ml": approval.volume_ml, "response_code": code, "decided_by": "approved",
-        "decline_reason": None, "reason": reason, "fraud_verdict": approval.fraud_verdict,
-        "counted_on": approval.local_day, "hold_expires_at": hold_expires_at,
+        "decline_reason": None, "reason": reason, "fraud_verdict": fraud.verdict.value,
+        "fraud_trace": _plain(fraud.trace), "counted_on": approval.local_day, "hold_expires_at": hold_expires_at,
     })
+    await _store_fraud_outcome(session, fraud, facts, station, authorization_id=authorization_id,
+                               terminal=terminal, now=now)
     entry_id = await post_entry(
         session, kind=EntryKind.HOLD, company_id=facts.company_id, authorization_id=authorization_id,
         description=f"hold for terminal {terminal.code} transaction {request.terminal_transaction_id}",
@@ -553,7 +632,7 @@ async def _record_approval(
                    requested_amount_minor=request.amount_minor, amount_minor=approval.amount_minor,
                    volume_ml=approval.volume_ml, partial=approval.partial, response_code=code,
                    entry_mode=request.entry_mode, hold_expires_at=hold_expires_at,
-                   fraud_verdict=approval.fraud_verdict, journal_entry_id=entry_id))
+                   fraud_verdict=fraud.verdict.value, journal_entry_id=entry_id))
     await add_to_counters(session, approval.counters, amount_minor=approval.amount_minor,
                           volume_ml=approval.volume_ml, count=1)
     if approval.limit_exception_id is not None:
@@ -565,7 +644,7 @@ async def _record_approval(
         requested_amount_minor=request.amount_minor, approved_amount_minor=approval.amount_minor,
         hold_volume_ml=approval.volume_ml, currency=request.currency, product=request.product.value,
         unit_price_minor=facts.unit_price_minor, card=facts.masked_card, hold_expires_at=hold_expires_at,
-    )
+    ), fraud
 
 
 def _common_values(facts: _Facts, *, terminal: TerminalIdentity, request: AuthorizationRequest, now: datetime) -> dict:
@@ -580,3 +659,75 @@ def _common_values(facts: _Facts, *, terminal: TerminalIdentity, request: Author
         "token_atc": facts.token_atc, "clock_skew_seconds": facts.clock_skew_seconds,
         "created_at": now,
     }
+
+
+def _plain(mapping) -> dict | None:
+    """A JSON column value: the engine's mappings as plain dicts (the state and trace it builds
+    are JSON-native inside)."""
+    return None if mapping is None or isinstance(mapping, dict) else dict(mapping)
+
+
+def _fraud_columns(fraud: FraudDecision) -> dict:
+    """The verdict and trace of a declined authorization, when rules ran (a decline without a rules
+    engine keeps both empty, as before rules existed)."""
+    if fraud.trace is None:
+        return {}
+    return {"fraud_verdict": fraud.verdict.value, "fraud_trace": _plain(fraud.trace)}
+
+
+async def _store_fraud_outcome(
+    session: AsyncSession, fraud: FraudDecision, facts: _Facts, station: _StationRow, *,
+    authorization_id: int, terminal: TerminalIdentity, now: datetime,
+) -> None:
+    """The rules' next states (one UPDATE each, only when changed; both rows are already locked),
+    their alerts (only when a rule fired) and a block of the card."""
+    card = facts.card
+    if card is not None and fraud.card_state is not None and fraud.card_state != card.card_fraud_state:
+        await session.execute(update(Card).where(Card.id == card.card_id)
+                              .values(fraud_state=_plain(fraud.card_state)))
+    if fraud.terminal_state is not None and fraud.terminal_state != station.terminal_fraud_state:
+        await session.execute(update(Terminal).where(Terminal.id == terminal.id)
+                              .values(fraud_state=_plain(fraud.terminal_state)))
+    if fraud.alerts:
+        await session.execute(insert(FraudAlert), [
+            {"company_id": facts.company_id, "card_id": facts.card_id, "authorization_id": authorization_id,
+             "terminal_id": terminal.id, "source": AlertSource.AUTHORIZATION.value,
+             "rule_code": alert.rule_code, "rule_id": alert.rule_id, "rule_version": alert.rule_version,
+             "outcome": alert.outcome, "severity": alert.severity, "status": AlertStatus.OPEN.value,
+             "summary": alert.summary[:300], "details": _plain(alert.details) or {},
+             "created_at": now, "updated_at": now}
+            for alert in fraud.alerts
+        ])
+    # Only an active card is blocked: a blocked one keeps the reason an officer gave, a closed
+    # one stays closed.
+    if fraud.verdict == FraudVerdict.BLOCK and card is not None and card.card_status == CardStatus.ACTIVE:
+        await _block_by_rule(session, fraud, card, authorization_id=authorization_id, now=now)
+
+
+FRAUD_RULES_ACTOR_ROLE = "fraud_rules"
+_STATUS_REASON_LENGTH = 200  # cards.status_reason
+
+
+async def _block_by_rule(session: AsyncSession, fraud: FraudDecision, card: _CardRow, *,
+                         authorization_id: int, now: datetime) -> None:
+    """Block the card the way an officer would (status service: card.blocked event; 62 from the
+    next authorization), audited as done by the fraud rules."""
+    rule = fraud.rule or "unknown"
+    reason = f"blocked by fraud rule {rule}: {fraud.reason or 'suspected fraud'}"[:_STATUS_REASON_LENGTH]
+    before = _card_snapshot(await get_card(session, card.card_id, for_update=True))
+    blocked = await block_card(session, card_id=card.card_id, reason=reason, now=now)
+    await record(
+        session, actor=AuditActor(user_id=None, role=FRAUD_RULES_ACTOR_ROLE, login=f"fraud rule {rule}"),
+        action="card.block", target_kind="card", target_id=card.card_id, company_id=card.company_id,
+        org_unit_path=card.org_unit_path, before=before,
+        after=_card_snapshot(blocked, fraud_rule=rule, authorization_id=authorization_id), now=now,
+    )
+    logger.warning("card %s blocked by fraud rule %s (authorization %s)",
+                   masked_card_number(card.pan_first6, card.pan_last4), rule, authorization_id)
+
+
+def _card_snapshot(card: Card, **extra) -> dict:
+    # The same fields as an admin's card.block entry in the audit log (masked number only).
+    return snapshot(card_id=card.id, card=masked_card_number(card.pan_first6, card.pan_last4),
+                    status=card.status, status_reason=card.status_reason, org_unit_id=card.org_unit_id,
+                    driver_id=card.driver_id, vehicle_id=card.vehicle_id, **extra)

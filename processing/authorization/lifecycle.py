@@ -1,17 +1,21 @@
 """After the authorization: completion for the fuel dispensed, reversal, expiry, status.
 
-Locks: the authorization row first, then limit counters, then accounts (the same order as the
-authorization path), each message in one transaction.
+Locks: the authorization row first, then the card (its fraud state), then limit counters, then
+accounts (the card → counters → accounts part in the same order as the authorization path, which
+never locks an authorization row), each message in one transaction. Closing a hold tells the
+fraud rules what was dispensed (``FraudRules.settle``: the litres of a completion, 0 for a
+release), so their per-card state counts fuel that really went into the tank.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing.authorization import idempotency
@@ -28,6 +32,7 @@ from processing.authorization.errors import (
     HoldExpired,
     ProductMismatch,
 )
+from processing.authorization.fraud_hook import FraudRules
 from processing.authorization.models import (
     Authorization,
     AuthorizationStatus,
@@ -76,7 +81,7 @@ async def _locked_authorization(
 
 async def complete(
     session: AsyncSession, *, terminal: TerminalIdentity, transaction_id: str,
-    request: CompletionRequest, settings: Settings, now: datetime,
+    request: CompletionRequest, settings: Settings, fraud_rules: FraudRules, now: datetime,
 ) -> idempotency.StoredAnswer:
     """Capture what was dispensed (never more than the hold) and release the rest."""
     digest = idempotency.request_digest(transaction_id, request)
@@ -107,6 +112,9 @@ async def complete(
 
     context = await _hold_context(session, authorization)
     company, scopes = context.company, context.scopes
+    await _store_card_fraud_state(session, authorization.card_id, context.card_fraud_state, fraud_rules.settle(
+        context.card_fraud_state, terminal_id=authorization.terminal_id,
+        terminal_transaction_id=authorization.terminal_transaction_id, volume_ml=request.volume_ml))
     await adjust_counters(
         session, scopes, counted_on=authorization.counted_on, now_local_day=_local_day(company, now),
         amount_minor=request.amount_minor - hold,
@@ -189,13 +197,15 @@ class _HoldContext:
     scopes: list
     payable_account_id: int
     marks: payloads.AuthorizationMarks
+    card_fraud_state: dict | None
 
 
 async def _hold_context(session: AsyncSession, authorization: Authorization) -> _HoldContext:
+    """Locks the card row (before the counters, as the authorization path does)."""
     row = (
         await session.execute(
             select(Company, OrgUnit.path, StationNetwork.payable_account_id, Card.pan_first6, Card.pan_last4,
-                   Station.code, Station.name, Station.network_id, Terminal.code)
+                   Station.code, Station.name, Station.network_id, Terminal.code, Card.fraud_state)
             .select_from(Card)
             .join(Company, Company.id == Card.company_id)
             .join(OrgUnit, OrgUnit.id == Card.org_unit_id)
@@ -203,9 +213,11 @@ async def _hold_context(session: AsyncSession, authorization: Authorization) -> 
             .join(StationNetwork, StationNetwork.id == Station.network_id)
             .join(Terminal, Terminal.id == authorization.terminal_id)
             .where(Card.id == authorization.card_id)
+            .with_for_update(of=Card, key_share=True)
         )
     ).one()
-    company, unit_path, payable_account_id, first6, last4, station_code, station_name, network_id, terminal_code = row
+    (company, unit_path, payable_account_id, first6, last4, station_code, station_name, network_id, terminal_code,
+     card_fraud_state) = row
     marks = payloads.AuthorizationMarks(
         company_id=company.id, authorization_id=authorization.id, terminal_code=terminal_code,
         terminal_transaction_id=authorization.terminal_transaction_id,
@@ -215,7 +227,15 @@ async def _hold_context(session: AsyncSession, authorization: Authorization) -> 
         unit_price_minor=authorization.unit_price_minor,
     )
     return _HoldContext(company=company, scopes=scopes_for_card(authorization.card_id, unit_path),
-                        payable_account_id=payable_account_id, marks=marks)
+                        payable_account_id=payable_account_id, marks=marks, card_fraud_state=card_fraud_state)
+
+
+async def _store_card_fraud_state(session: AsyncSession, card_id: int, before: Mapping | None,
+                                  after: Mapping | None) -> None:
+    """One UPDATE of the card's fraud state when ``settle`` changed it (the row is locked)."""
+    if after is not None and after != before:
+        await session.execute(update(Card).where(Card.id == card_id)
+                              .values(fraud_state=after if isinstance(after, dict) else dict(after)))
 
 
 def _local_day(company: Company, now: datetime):
@@ -270,7 +290,7 @@ def voided_authorization_answer(transaction_id: str) -> AuthorizationAnswer:
 
 async def reverse(
     session: AsyncSession, *, terminal: TerminalIdentity, transaction_id: str,
-    request: ReversalRequest, now: datetime,
+    request: ReversalRequest, fraud_rules: FraudRules, now: datetime,
 ) -> idempotency.StoredAnswer:
     """Release an open hold. Safe to repeat, and safe to send before the authorization arrives:
     the transaction id is then voided, and the late authorization is declined."""
@@ -294,8 +314,12 @@ async def reverse(
         raise AuthorizationCompleted()
     elif authorization.status == AuthorizationStatus.APPROVED:
         released = authorization.approved_amount_minor
+        context = await _hold_context(session, authorization)
+        await _store_card_fraud_state(session, authorization.card_id, context.card_fraud_state, fraud_rules.settle(
+            context.card_fraud_state, terminal_id=authorization.terminal_id,
+            terminal_transaction_id=authorization.terminal_transaction_id, volume_ml=0))
         await _release(session, authorization, source=ReversalSource.TERMINAL, reason=request.reason,
-                       now=now, context=await _hold_context(session, authorization))
+                       now=now, context=context)
         status, words = AuthorizationStatus.REVERSED.value, f"released {format_money(released, authorization.currency)}"
     else:
         status = authorization.status
@@ -313,7 +337,8 @@ async def reverse(
     )
 
 
-async def expire_stale_holds(session: AsyncSession, *, now: datetime, batch_size: int = 200) -> int:
+async def expire_stale_holds(session: AsyncSession, *, now: datetime, fraud_rules: FraudRules,
+                             batch_size: int = 200) -> int:
     """Release holds whose completion never came. Safe to run in several processes at once."""
     stale = (
         await session.execute(
@@ -325,6 +350,14 @@ async def expire_stale_holds(session: AsyncSession, *, now: datetime, batch_size
             .with_for_update(skip_locked=True)
         )
     ).scalars().all()
+    # The batch's cards before any counter (card → counters, as an authorization), all in one
+    # statement in id order: two sweepers whose batches share cards then queue instead of each
+    # holding one card and waiting for the other's.
+    card_states: dict[int, Mapping | None] = dict((await session.execute(
+        select(Card.id, Card.fraud_state).where(Card.id.in_(sorted({a.card_id for a in stale})))
+        .order_by(Card.id).with_for_update(key_share=True)
+    )).all()) if stale else {}
+    loaded_states = dict(card_states)
     # One batch touches several cards: lock all of a company's counters first, in the one
     # sorted order, as an authorization does. Locking them card by card would hold the shared
     # unit counters while waiting for a card's, the reverse of an authorization: a deadlock.
@@ -332,6 +365,13 @@ async def expire_stale_holds(session: AsyncSession, *, now: datetime, batch_size
     for authorization in stale:
         context = await _hold_context(session, authorization)
         by_company.setdefault(context.company.id, []).append((authorization, context))
+        settled = fraud_rules.settle(
+            card_states[authorization.card_id], terminal_id=authorization.terminal_id,
+            terminal_transaction_id=authorization.terminal_transaction_id, volume_ml=0)
+        if settled is not None:
+            card_states[authorization.card_id] = settled
+    for card_id in sorted(card_states):
+        await _store_card_fraud_state(session, card_id, loaded_states[card_id], card_states[card_id])
     for company_id in sorted(by_company):
         holds = by_company[company_id]
         company = holds[0][1].company

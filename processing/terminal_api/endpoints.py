@@ -63,7 +63,7 @@ async def complete(terminal_transaction_id: TransactionIdPath, message: Completi
     async with unit_of_work(state.sessionmaker) as session:
         answer = await lifecycle.complete(
             session, terminal=terminal, transaction_id=terminal_transaction_id, request=message,
-            settings=state.settings, now=state.clock(),
+            settings=state.settings, fraud_rules=state.fraud_rules, now=state.clock(),
         )
     return _send(answer)
 
@@ -75,7 +75,7 @@ async def reverse(terminal_transaction_id: TransactionIdPath, message: ReversalR
     async with unit_of_work(state.sessionmaker) as session:
         answer = await lifecycle.reverse(
             session, terminal=terminal, transaction_id=terminal_transaction_id, request=message,
-            now=state.clock(),
+            fraud_rules=state.fraud_rules, now=state.clock(),
         )
     return _send(answer)
 

@@ -191,7 +191,7 @@ async def test_expiry_emits_once_per_hold_and_a_second_sweep_nothing(state, http
     clock.advance(state.settings.hold_expiry_seconds + 1)
     for _ in range(2):
         async with unit_of_work(state.sessionmaker) as session:
-            await expire_stale_holds(session, now=clock())
+            await expire_stale_holds(session, now=clock(), fraud_rules=state.fraud_rules)
     late = await terminal.reverse(first.body["terminal_transaction_id"])
     assert late.body["status"] == "expired", late.body
 

@@ -146,7 +146,7 @@ def generate(start: datetime, *, days: int = 30, seed: int = 7, purchases_per_da
             if card.created_day > day:
                 continue
             share = rng.choice((0.95, 0.8, 0.6, None)) if rng.random() < 0.15 else rng.uniform(0.7, 1.0)
-            purchase(day_time(day), card, dispensed_share=share, settle_after=rng.uniform(120, 1800))
+            purchase(day_time(day), card, dispensed_share=share, settle_after=rng.uniform(120, 1500))
         scenario = day % 10
         base = day_time(day, 9, 17)
         if scenario == 0:  # card velocity: six tries a minute apart

@@ -100,7 +100,7 @@ async def run_the_flow(state, http, clock, world) -> list[str]:
     assert (await terminal.authorize(**third)).body["approved"] is True
     clock.advance(state.settings.hold_expiry_seconds + 1)
     async with unit_of_work(state.sessionmaker) as session:
-        assert await expire_stale_holds(session, now=clock()) == 1
+        assert await expire_stale_holds(session, now=clock(), fraud_rules=state.fraud_rules) == 1
     expired = await terminal.complete(third["terminal_transaction_id"], amount_minor=1_965, volume_ml=300,
                                       product="diesel")
     assert expired.status_code == 409

@@ -39,7 +39,7 @@ async def _top_up(state, world: World, amount_minor: int, clock, reference: str)
 
 async def _sweep(state, clock) -> None:
     async with unit_of_work(state.sessionmaker) as session:
-        await expire_stale_holds(session, now=clock())
+        await expire_stale_holds(session, now=clock(), fraud_rules=state.fraud_rules)
 
 
 async def busy_day(state, http, clock) -> BusyDay:

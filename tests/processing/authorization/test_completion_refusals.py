@@ -210,7 +210,7 @@ async def test_completion_after_the_sweep_released_the_hold_is_refused(state, ht
     world, terminal, transaction_id = await held_world(state, http, clock)
     clock.advance(state.settings.hold_expiry_seconds + 1)
     async with unit_of_work(state.sessionmaker) as session:
-        assert await expire_stale_holds(session, now=clock()) == 1
+        assert await expire_stale_holds(session, now=clock(), fraud_rules=state.fraud_rules) == 1
     assert await balances(state, world) == (1_000_000, 0, 0)
     before = await database_dump(state)
 

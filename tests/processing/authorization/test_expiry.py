@@ -36,7 +36,7 @@ async def sweep(state, clock) -> int:
     released = 0
     while True:
         async with unit_of_work(state.sessionmaker) as session:
-            batch = await expire_stale_holds(session, now=clock())
+            batch = await expire_stale_holds(session, now=clock(), fraud_rules=state.fraud_rules)
         if batch == 0:
             return released
         released += batch

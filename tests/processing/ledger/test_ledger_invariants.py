@@ -219,7 +219,7 @@ async def apply(operation, *, model: Model, world, terminal, state, clock) -> No
     if kind == "sweep":
         while True:
             async with unit_of_work(state.sessionmaker) as session:
-                if await expire_stale_holds(session, now=now) == 0:
+                if await expire_stale_holds(session, now=now, fraud_rules=state.fraud_rules) == 0:
                     break
         for hold in model.holds:
             if hold.status == AuthorizationStatus.APPROVED and hold.expires_at <= now:
