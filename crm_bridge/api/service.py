@@ -207,7 +207,7 @@ async def _driver_for_phone(session: AsyncSession, *, company: Company, unit: Or
     await serialise(session, "driver_phone", phone)
     holders = list((await session.execute(
         select(Driver).where(Driver.phone == phone, Driver.status == drivers_core.ACTIVE)
-        .order_by(Driver.id).with_for_update()
+        .order_by(Driver.id).with_for_update(key_share=True)  # as processing.cards.binding
     )).scalars())
     ours = [driver for driver in holders if driver.company_id == company.id]
     if ours:
@@ -234,7 +234,7 @@ async def issue_card(session: AsyncSession, state: PlatformState, actor: AuditAc
     company = await contracts.get_company(session, company_id)
     if company.status == CompanyStatus.CLOSED:
         raise CompanyClosed(f"company {company_id} is closed")
-    unit_query = select(OrgUnit).where(OrgUnit.company_id == company.id).with_for_update()
+    unit_query = select(OrgUnit).where(OrgUnit.company_id == company.id).with_for_update(key_share=True)
     if request.org_unit_id is None:
         unit_query = unit_query.where(OrgUnit.parent_id.is_(None))
     else:

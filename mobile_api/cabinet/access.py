@@ -235,7 +235,9 @@ async def scoped_unit(session: AsyncSession, actor: CabinetActor, unit_id: int, 
                       for_update: bool = False) -> OrgUnit:
     statement = select(OrgUnit).where(OrgUnit.id == unit_id, OrgUnit.company_id == actor.company_id)
     if for_update:
-        statement = statement.with_for_update()
+        # NO KEY UPDATE: authorizations reference units and drivers (KEY SHARE on insert); a FOR
+        # UPDATE here would deadlock with an authorization holding the card (processing docs).
+        statement = statement.with_for_update(key_share=True)
     unit = (await session.execute(statement)).scalar_one_or_none()
     if unit is None or not actor.covers(unit.path):
         raise OrgUnitNotFound(f"org unit {unit_id} does not exist")
@@ -263,7 +265,7 @@ async def scoped_driver(session: AsyncSession, actor: CabinetActor, driver_id: i
                         for_update: bool = False) -> tuple[Driver, str]:
     statement = select(Driver).where(Driver.id == driver_id, Driver.company_id == actor.company_id)
     if for_update:
-        statement = statement.with_for_update()
+        statement = statement.with_for_update(key_share=True)  # see scoped_unit
     driver = (await session.execute(statement)).scalar_one_or_none()
     path = None if driver is None else await _unit_path(session, driver.org_unit_id)
     if driver is None or not actor.covers(path):

@@ -664,7 +664,9 @@ def _common_values(facts: _Facts, *, terminal: TerminalIdentity, request: Author
 def _plain(mapping) -> dict | None:
     """A JSON column value: the engine's mappings as plain dicts (the state and trace it builds
     are JSON-native inside)."""
-    return None if mapping is None or isinstance(mapping, dict) else dict(mapping)
+    if mapping is None or isinstance(mapping, dict):
+        return mapping
+    return dict(mapping)
 
 
 def _fraud_columns(fraud: FraudDecision) -> dict:

@@ -81,8 +81,11 @@ def _holder(card: Card) -> Holder:
 
 async def _active_driver(session: AsyncSession, *, company_id: int, driver_id: int) -> Driver:
     # Locked before the card: moving a driver locks the driver, then their cards (same order).
+    # NO KEY UPDATE: an authorization holding the card takes KEY SHARE on its driver when it
+    # inserts its record; FOR UPDATE would make it wait for us while we wait for the card.
     driver = (await session.execute(
-        select(Driver).where(Driver.id == driver_id, Driver.company_id == company_id).with_for_update()
+        select(Driver).where(Driver.id == driver_id, Driver.company_id == company_id)
+        .with_for_update(key_share=True)
     )).scalar_one_or_none()
     if driver is None:
         raise NotFound(f"driver {driver_id} does not exist in this company")

@@ -52,7 +52,10 @@ def contract_snapshot(contract: Contract) -> dict[str, Any]:
 async def get_company(session: AsyncSession, company_id: int, *, for_update: bool = False) -> Company:
     statement = select(Company).where(Company.id == company_id)
     if for_update:
-        statement = statement.with_for_update()
+        # NO KEY UPDATE: an authorization holding the company's account takes KEY SHARE on the
+        # company when it inserts its record; FOR UPDATE here, then the account (set_contract),
+        # would deadlock with it.
+        statement = statement.with_for_update(key_share=True)
     company = (await session.execute(statement)).scalar_one_or_none()
     if company is None:
         raise CompanyNotFound(f"company {company_id} does not exist")

@@ -115,7 +115,7 @@ async def accept_invitation(session: AsyncSession, keyring: Keyring, *, phone: s
     gives that driver a login with ``password``; a wrong code is counted and refused."""
     driver = (await session.execute(
         select(Driver).where(Driver.phone == phone, Driver.status == ACTIVE, Driver.user_id.is_(None))
-        .order_by(Driver.id.desc()).limit(1).with_for_update()
+        .order_by(Driver.id.desc()).limit(1).with_for_update(key_share=True)  # authorizations KEY SHARE it
     )).scalar_one_or_none()
     invitation = None if driver is None else await _newest(session, driver.id, for_update=True)
     if invitation is None or not _usable(invitation, now):

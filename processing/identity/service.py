@@ -183,7 +183,8 @@ async def set_password(session: AsyncSession, *, user_id: int, password: str,
 async def create_driver_login(session: AsyncSession, *, driver_id: int, password: str) -> User:
     """A driver-role user whose login is the driver's phone (E.164), linked to the driver."""
     _check_password_rules(password)
-    driver = await session.get(Driver, driver_id, with_for_update=True)
+    # NO KEY UPDATE, as every writer of a driver: authorizations take KEY SHARE on it.
+    driver = await session.get(Driver, driver_id, with_for_update={"key_share": True})
     if driver is None:
         raise DriverNotFound(f"driver {driver_id} does not exist")
     if driver.user_id is not None:
