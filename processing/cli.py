@@ -247,7 +247,9 @@ def users_add(
     except ProcessingError as error:
         console.print(f"[red]{error.code}[/]: {error.detail}")
         raise typer.Exit(1) from None
-    console.print(f"user {user_id} ({chosen_role.value}) created; sign in at POST /v1/cabinet/auth/login")
+    where = ("the fraud console (/console) or POST /v1/fraud/auth/login" if chosen_role == Role.SECURITY
+             else "POST /v1/cabinet/auth/login")
+    console.print(f"user {user_id} ({chosen_role.value}) created; sign in at {where}")
 
 
 _add_plugin_commands()

@@ -105,7 +105,8 @@ class FraudAlert(Base):
     rule_version: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16))
     severity: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default=AlertStatus.OPEN)
+    # 24: "resolved_not_fraud" is 18 characters (migration 0008_ops widened it from 16).
+    status: Mapped[str] = mapped_column(String(24), default=AlertStatus.OPEN)
     summary: Mapped[str] = mapped_column(String(300))
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     case_id: Mapped[int | None] = mapped_column(BigIntId, ForeignKey("fraud_cases.id"), index=True)

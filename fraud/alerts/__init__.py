@@ -1,0 +1,1 @@
+"""The alert queue: alerts raised by the rules and the worker, assigned, commented and resolved."""

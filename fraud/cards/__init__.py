@@ -1,0 +1,1 @@
+"""Cards for the security team: search, detail, timeline, block and unblock."""

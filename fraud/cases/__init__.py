@@ -1,0 +1,1 @@
+"""Cases: the alerts of one card grouped for one investigation."""

@@ -1,0 +1,117 @@
+"""What the fraud API tests share: callers with real tokens, a world with authorizations made
+through the real terminal API, and alerts.
+
+Tokens are minted through the identity service's session + JWT code without hashing passwords
+(argon2 is slow on purpose); test_access.py signs in for real through /v1/fraud/auth/login.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from processing.authorization.models import Authorization
+from processing.cards.models import Card
+from processing.db.engine import unit_of_work
+from processing.identity import jwt_tokens
+from processing.identity.jwt_tokens import CABINET_AUDIENCE, DRIVER_AUDIENCE
+from processing.identity.models import AuthSession
+from processing.orgs.models import Driver, Role, User
+from processing.risk.models import AlertSource, AlertStatus, FraudAlert
+from processing.state import PlatformState
+from tests.factories import DIESEL_PRICE_MINOR, World, authorization_message, next_transaction_id
+
+_logins = itertools.count(1)
+# Wednesday noon in Moscow: no limit period or allowed-hours edge near any test.
+MIDDAY = datetime(2025, 6, 4, 9, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Caller:
+    name: str
+    user_id: int
+    role: str
+    headers: dict
+
+
+async def mint_token(state: PlatformState, user_id: int, *, audience: str = CABINET_AUDIENCE) -> dict:
+    """A live session and an access token for the user, as sign-in would make them."""
+    now = state.clock()
+    async with unit_of_work(state.sessionmaker) as session:
+        user = await session.get(User, user_id)
+        auth_session = AuthSession(user_id=user_id, audience=audience, created_at=now)
+        session.add(auth_session)
+        await session.flush()
+        token = jwt_tokens.issue_access_token(
+            signing_key=jwt_tokens.derive_signing_key(state.settings.master_key_bytes()),
+            user_id=user_id, role=user.role, company_id=user.company_id, session_id=auth_session.id,
+            audience=audience, now=now, lifetime_seconds=state.settings.access_token_seconds,
+        )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def make_user(state: PlatformState, *, role: Role, company_id: int | None = None,
+                    org_unit_id: int | None = None, name: str = "user") -> Caller:
+    async with unit_of_work(state.sessionmaker) as session:
+        user = User(company_id=company_id, org_unit_id=org_unit_id, role=role, status="active",
+                    login=f"{name}.{next(_logins)}@fuel.example", full_name=name.title())
+        session.add(user)
+        await session.flush()
+        user_id = user.id
+    return Caller(name=name, user_id=user_id, role=role, headers=await mint_token(state, user_id))
+
+
+async def make_driver_caller(state: PlatformState, world: World) -> Caller:
+    """The world's driver signed in to the driver app (a driver-audience token)."""
+    async with unit_of_work(state.sessionmaker) as session:
+        card = await session.get(Card, world.card_id)
+        driver = await session.get(Driver, card.driver_id)
+        user = User(company_id=world.company_id, role=Role.DRIVER, status="active", login=driver.phone)
+        session.add(user)
+        await session.flush()
+        driver.user_id = user.id
+        user_id = user.id
+    return Caller(name="driver", user_id=user_id, role=Role.DRIVER,
+                  headers=await mint_token(state, user_id, audience=DRIVER_AUDIENCE))
+
+
+async def authorize(http, clock, world: World, **message):
+    """One authorization through the real terminal API; returns the terminal's reply."""
+    reply = await world.terminal(http, clock).authorize(**authorization_message(world.phone, clock.now, **message))
+    assert reply.status_code == 200, reply.body
+    return reply
+
+
+async def raise_alert(state: PlatformState, authorization_id: int, *, rule_code: str = "card_velocity",
+                      severity: str = "high", outcome: str = "decline", source: str = AlertSource.AUTHORIZATION,
+                      summary: str | None = None) -> int:
+    """A fraud alert row for an authorization, with the columns the authorization path fills."""
+    async with unit_of_work(state.sessionmaker) as session:
+        auth = await session.get(Authorization, authorization_id)
+        alert = FraudAlert(
+            company_id=auth.company_id, card_id=auth.card_id, authorization_id=auth.id,
+            terminal_id=auth.terminal_id, source=source, rule_code=rule_code, rule_id=None, rule_version=None,
+            outcome=outcome, severity=severity, status=AlertStatus.OPEN,
+            summary=summary or f"{rule_code} fired", details={"inputs": {"attempts": 5}},
+            created_at=auth.created_at, updated_at=auth.created_at,
+        )
+        session.add(alert)
+        await session.flush()
+        return alert.id
+
+
+async def buy(http, clock, world: World, *, volume_ml: int, phone=None, price_minor: int = DIESEL_PRICE_MINOR,
+              product: str = "diesel") -> dict:
+    """A purchase through the real terminal API: a hold a little above the fuel's price, then its
+    completion for exactly those litres. Returns the completion's answer."""
+    phone = phone or world.phone
+    amount_minor = volume_ml * price_minor // 1000
+    transaction_id = next_transaction_id()
+    terminal = world.terminal(http, clock)
+    held = await terminal.authorize(**authorization_message(phone, clock.now, amount_minor=amount_minor + 5_000,
+                                                            product=product, transaction_id=transaction_id))
+    assert held.status_code == 200 and held.body["response_code"] == "00", held.body
+    done = await terminal.complete(transaction_id, amount_minor=amount_minor, volume_ml=volume_ml, product=product)
+    assert done.status_code == 200, done.body
+    return {"authorization_id": held.body["authorization_id"], "amount_minor": amount_minor, **done.body}
