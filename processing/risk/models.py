@@ -105,7 +105,7 @@ class FraudAlert(Base):
     rule_version: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str] = mapped_column(String(16))
     severity: Mapped[str] = mapped_column(String(16))
-    # 24: "resolved_not_fraud" is 18 characters (migration 0008_ops widened it from 16).
+    # 24: "resolved_not_fraud" is 18 characters.
     status: Mapped[str] = mapped_column(String(24), default=AlertStatus.OPEN)
     summary: Mapped[str] = mapped_column(String(300))
     details: Mapped[dict] = mapped_column(JSON, default=dict)

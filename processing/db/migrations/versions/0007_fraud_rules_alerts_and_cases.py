@@ -111,7 +111,7 @@ def upgrade() -> None:
     sa.Column('rule_version', sa.Integer(), nullable=True),
     sa.Column('outcome', sa.String(length=16), nullable=False),
     sa.Column('severity', sa.String(length=16), nullable=False),
-    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=24), nullable=False),
     sa.Column('summary', sa.String(length=300), nullable=False),
     sa.Column('details', sa.JSON(), nullable=False),
     sa.Column('case_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
