@@ -142,7 +142,7 @@ def next_card_state(state: Mapping | None, attempt: Attempt, *, approved: bool) 
     elif approved:
         declines = []
 
-    fills = _recent_events_at(state.get("fills", ()), cutoff, MAX_FILLS)
+    fills = _recent_fills(state.get("fills", ()), cutoff, MAX_FILLS)
     purchases = state.get("purchases", 0)
     if approved:
         purchases = min(purchases + 1, PURCHASES_CAP)
@@ -171,8 +171,8 @@ def next_card_state(state: Mapping | None, attempt: Attempt, *, approved: bool) 
     return result
 
 
-def _recent_events_at(fills, cutoff: int, cap: int) -> list:
-    # A fill is [key, t, ml]: its time is the second element.
+def _recent_fills(fills, cutoff: int, cap: int) -> list:
+    """Fills are [key, t, ml]: their time is the second element."""
     kept = [fill for fill in fills if fill[1] > cutoff]
     return kept[-cap:] if len(kept) > cap else kept
 

@@ -159,7 +159,7 @@ async def authorize(
         "authorization terminal=%s txn=%s card=%s code=%s reason=%s amount=%s fraud=%s",
         terminal.code, request.terminal_transaction_id, facts.masked_card or "-",
         answer.response_code, answer.decline_reason or "approved", answer.approved_amount_minor,
-        fraud.verdict.value if fraud.rule or fraud.verdict != FraudVerdict.APPROVE else "-",
+        fraud.verdict.value if fraud.trace is not None else "-",  # "-": no rules engine ran
     )
     return await idempotency.store_answer(
         session, terminal_id=terminal.id, transaction_id=request.terminal_transaction_id,

@@ -42,8 +42,9 @@ async def build_desk(state) -> Desk:
     async with unit_of_work(state.sessionmaker) as session:
         # Migration 0007 seeds them; the test database is emptied after migrating.
         await ensure_global_rules(session, now=state.clock())
-    world = await make_world(state)
-    other_world = await make_world(state)
+    # Money for many holds: the tests make dozens of authorizations per card.
+    world = await make_world(state, balance_minor=50_000_000)
+    other_world = await make_world(state, balance_minor=50_000_000)
     return Desk(
         world=world, other_world=other_world,
         security=await make_user(state, role=Role.SECURITY, name="officer"),

@@ -7,6 +7,7 @@ Tokens are minted through the identity service's session + JWT code without hash
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -115,3 +116,8 @@ async def buy(http, clock, world: World, *, volume_ml: int, phone=None, price_mi
     done = await terminal.complete(transaction_id, amount_minor=amount_minor, volume_ml=volume_ml, product=product)
     assert done.status_code == 200, done.body
     return {"authorization_id": held.body["authorization_id"], "amount_minor": amount_minor, **done.body}
+
+
+async def signed_in_again(state: PlatformState, caller: Caller) -> Caller:
+    """The caller with a new session and token, after the test moved the clock past the old one's life."""
+    return dataclasses.replace(caller, headers=await mint_token(state, caller.user_id))

@@ -9,8 +9,9 @@ from fraud.engine.catalogue import RULES
 from fraud.engine.plugin import FraudRulesEngine
 from processing.audit.models import AuditEntry
 from processing.db.engine import unit_of_work
-from processing.risk.models import FraudRule, FraudRuleVersion
+from processing.risk.models import FraudAlert, FraudRule, FraudRuleVersion
 from tests.factories import database_dump
+from tests.fraud.support import authorize
 
 
 async def rules_by_code(http, desk, **params) -> dict:
@@ -150,3 +151,32 @@ async def test_company_override_replaces_the_global_rule_for_that_company(state,
     async with unit_of_work(state.sessionmaker) as session:
         count = len((await session.execute(select(FraudRule.id))).all())
     assert count == len(RULES) + 1
+
+
+async def test_a_saved_change_decides_the_next_authorization(state, http, clock, desk):
+    """Through the real terminal API: card velocity lowered to 2 per 10 minutes by a PATCH; the
+    third attempt is declined 59, its alert names the new version; a company override raising it
+    again lets fleet B's card pass while fleet A's stays bound by the global setting."""
+    velocity = (await rules_by_code(http, desk))[("card_velocity", None)]
+    changed = await http.patch(f"/v1/fraud/rules/{velocity['rule_id']}", headers=desk.security.headers,
+                               json={"params": {"max_authorizations": 2}})
+    assert changed.json()["version"] == 2
+    replies = []
+    for _ in range(3):
+        replies.append(await authorize(http, clock, desk.world, amount_minor=10_000))
+        clock.advance(30)
+    assert [reply.body["response_code"] for reply in replies] == ["00", "00", "59"]
+    async with unit_of_work(state.sessionmaker) as session:
+        alert = (await session.execute(select(FraudAlert).where(
+            FraudAlert.authorization_id == replies[-1].body["authorization_id"]))).scalar_one()
+    assert (alert.rule_code, alert.rule_id, alert.rule_version) == ("card_velocity", velocity["rule_id"], 2)
+
+    made = await http.post("/v1/fraud/rules/overrides", headers=desk.security.headers,
+                           json={"code": "card_velocity", "company_id": desk.other_world.company_id,
+                                 "params": {"max_authorizations": 5}})
+    assert made.status_code == 201
+    theirs = []
+    for _ in range(4):
+        theirs.append(await authorize(http, clock, desk.other_world, amount_minor=10_000))
+        clock.advance(30)
+    assert [reply.body["response_code"] for reply in theirs] == ["00"] * 4

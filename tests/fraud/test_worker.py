@@ -235,3 +235,31 @@ async def test_the_cli_runs_one_round(state, http, clock, database_url, tmp_path
     assert "scored 2 completions, raised 0 alerts, recomputed 1 company profiles" in ran.stdout
     async with unit_of_work(state.sessionmaker) as session:
         assert (await session.get(CompanyFraudProfile, world.company_id)).profile["purchases"] == 2
+
+
+async def test_the_rules_read_the_profiles_the_worker_writes(state, http, clock, desk):
+    """Fifty-one purchases at lunchtime (Moscow) over seventeen days, profiles recomputed by the
+    worker: a purchase at 03:00 raises unusual_hours through the real terminal API, one at lunch
+    does not."""
+    world = desk.world
+    lunch = datetime(2025, 5, 1, 9, 0, tzinfo=UTC)  # 12:00 in Moscow
+    for day in range(17):
+        for minutes in (0, 30, 60):
+            clock.now = lunch + timedelta(days=day, minutes=minutes)
+            await buy(http, clock, world, volume_ml=15_000)
+    assert (await run_round(state.sessionmaker, now=clock.now + timedelta(minutes=5))).profiles == 2
+    async with unit_of_work(state.sessionmaker) as session:
+        profile = (await session.get(CompanyFraudProfile, world.company_id)).profile
+    assert profile["purchases"] == 51
+
+    clock.now = lunch + timedelta(days=18) - timedelta(hours=9)  # 03:00 in Moscow
+    night = await desk.world.terminal(http, clock).authorize(
+        **authorization_message(world.phone, clock.now, amount_minor=50_000))
+    clock.now = lunch + timedelta(days=18, minutes=15)
+    noon = await desk.world.terminal(http, clock).authorize(
+        **authorization_message(world.phone, clock.now, amount_minor=50_000))
+    assert night.body["response_code"] == noon.body["response_code"] == "00"
+    async with unit_of_work(state.sessionmaker) as session:
+        fired = {row.authorization_id: row.rule_code for row in (await session.execute(
+            select(FraudAlert).where(FraudAlert.source == "authorization"))).scalars()}
+    assert fired == {night.body["authorization_id"]: "unusual_hours"}
