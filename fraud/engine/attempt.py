@@ -16,8 +16,9 @@ from fraud.engine.profile import hour_of_week, hour_share, typical_amount
 from processing.authorization.fraud_hook import FraudContext
 
 # Machine-readable decline reasons of the token checks that are anomalies, and the short kind
-# recorded in the fraud state. A token tied to no card ("unknown", "malformed") and a wrong
-# unpredictable number (checked before the card is known) can only count for the terminal.
+# recorded in the fraud state. A token tied to no card ("unknown", "malformed") can only count
+# for the terminal; a wrong unpredictable number is checked once the card is found, so it counts
+# for the phone enrollment too.
 TOKEN_ANOMALIES = {
     "token_replayed": "replay",
     "bad_cryptogram": "cryptogram",
