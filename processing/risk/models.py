@@ -168,7 +168,8 @@ class CompanyFraudProfile(Base):
 
 
 class FraudWorkerCursor(Base):
-    """How far a post-answer worker has read (the last authorization id it scored)."""
+    """How far a post-answer worker has read (the last completion id it scored: holds complete
+    out of order, so completion ids, not authorization ids)."""
 
     __tablename__ = "fraud_worker_cursors"
 
