@@ -6,11 +6,8 @@ Users are created with ``fuelcard users add officer@fuel.example --role security
 
 from __future__ import annotations
 
-from typing import Literal
-
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 
 from fraud.access import SECURITY_AUDIENCE, SECURITY_ROLES, SecurityDep
 from processing.api import StateDep
@@ -18,9 +15,9 @@ from processing.authorization.schemas import ErrorBody
 from processing.db.engine import unit_of_work
 from processing.identity import passwords
 from processing.identity import service as identity_service
-from processing.identity.models import AuthSession, RefreshToken, RevokeReason
-from processing.identity.service import InvalidRefreshToken, IssuedTokens, SignInPolicy
-from processing.orgs.models import User
+from processing.identity.models import RevokeReason
+from processing.identity.schemas import RefreshRequest, TokenPair
+from processing.identity.service import SignInPolicy
 from processing.state import PlatformState
 
 router = APIRouter(prefix="/v1/fraud/auth", tags=["fraud sign-in"])
@@ -33,28 +30,6 @@ class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
         {"login": "officer@fuel.example", "password": "correct horse battery staple"}
     ]})
-
-
-class RefreshRequest(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=200)
-
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"refresh_token": "3q2-7wEXAMPLEc0bY7bTGm7xLw1q4f0wH5aK2sVY8o"}
-    ]})
-
-
-class TokenPair(BaseModel):
-    access_token: str = Field(description="JWT for 'Authorization: Bearer'; short-lived.")
-    refresh_token: str = Field(description="Opaque, usable once: exchange it at /refresh for a new pair. "
-                               "Presenting a used one ends the session.")
-    token_type: Literal["bearer"] = "bearer"
-    expires_in: int = Field(description="Seconds the access token is valid for.")
-    refresh_expires_in: int = Field(description="Seconds the refresh token is valid for.")
-
-    @classmethod
-    def of(cls, tokens: IssuedTokens) -> TokenPair:
-        return cls(access_token=tokens.access_token, refresh_token=tokens.refresh_token,
-                   expires_in=tokens.expires_in, refresh_expires_in=tokens.refresh_expires_in)
 
 
 def sign_in_policy(state: PlatformState) -> SignInPolicy:
@@ -80,17 +55,10 @@ async def login(request: LoginRequest, state: StateDep) -> TokenPair:
              responses={401: {"model": ErrorBody}, 422: {"model": ErrorBody}})
 async def refresh(request: RefreshRequest, state: StateDep) -> TokenPair:
     async with unit_of_work(state.sessionmaker) as session:
-        role = (await session.execute(
-            select(User.role)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .join(RefreshToken, RefreshToken.session_id == AuthSession.id)
-            .where(RefreshToken.token_hash == identity_service.hash_refresh_token(request.refresh_token))
-        )).scalar_one_or_none()
-        if role is not None and role not in SECURITY_ROLES:
-            # A cabinet user's refresh token renews at the cabinet, not here.
-            raise InvalidRefreshToken()
+        # A cabinet user's refresh token (same audience) renews at the cabinet, not here.
         outcome = await identity_service.refresh(
             session, refresh_token=request.refresh_token, policy=sign_in_policy(state), now=state.clock(),
+            roles=SECURITY_ROLES,
         )
     return TokenPair.of(outcome.tokens_or_raise())
 

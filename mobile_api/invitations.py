@@ -5,13 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from mobile_api.auth import TokenPair
 from processing.api import StateDep
 from processing.authorization.schemas import ErrorBody
 from processing.db.engine import unit_of_work
 from processing.identity import invitations, passwords
 from processing.identity import service as identity_service
 from processing.identity.jwt_tokens import DRIVER_AUDIENCE
+from processing.identity.schemas import TokenPair
 from processing.identity.service import SignInPolicy
 from processing.orgs.models import Role
 

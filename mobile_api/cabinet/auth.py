@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from mobile_api.auth import RefreshRequest, TokenPair
 from mobile_api.cabinet.access import CABINET_ROLES, CabinetUserDep
 from processing.api import StateDep
 from processing.authorization.schemas import ErrorBody
@@ -14,6 +13,7 @@ from processing.identity import passwords
 from processing.identity import service as identity_service
 from processing.identity.jwt_tokens import CABINET_AUDIENCE
 from processing.identity.models import RevokeReason
+from processing.identity.schemas import RefreshRequest, TokenPair
 from processing.identity.service import SignInPolicy
 from processing.state import PlatformState
 

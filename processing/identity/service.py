@@ -241,8 +241,12 @@ async def log_in(
 
 
 async def refresh(session: AsyncSession, *, refresh_token: str, policy: SignInPolicy,
-                  now: datetime) -> SignInOutcome:
-    """Exchange an unused refresh token for a new pair. A used one is theft: its session ends."""
+                  now: datetime, roles: Collection[str] | None = None) -> SignInOutcome:
+    """Exchange an unused refresh token for a new pair. A used one is theft: its session ends.
+
+    With ``roles``, a token of a user with another role is refused before anything else (a
+    surface sharing an audience with another does not renew, or end, that surface's sessions).
+    """
     row = (
         await session.execute(
             select(RefreshToken, AuthSession)
@@ -253,6 +257,10 @@ async def refresh(session: AsyncSession, *, refresh_token: str, policy: SignInPo
     if row is None or row.AuthSession.audience != policy.audience:
         return SignInOutcome(refusal=InvalidRefreshToken())
     token, auth_session = row.RefreshToken, row.AuthSession
+    if roles is not None:
+        owner = await session.get(User, auth_session.user_id)
+        if owner is None or owner.role not in roles:
+            return SignInOutcome(refusal=InvalidRefreshToken())
     if token.used_at is not None:
         await revoke_session(session, session_id=auth_session.id, reason=RevokeReason.REFRESH_TOKEN_REUSED, now=now)
         return SignInOutcome(refusal=RefreshTokenReused())
