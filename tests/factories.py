@@ -14,8 +14,12 @@ from processing.cards.models import Card
 from processing.cards.service import enroll_device, issue_card
 from processing.db.engine import unit_of_work
 from processing.db.models import metadata
+from processing.identity import jwt_tokens
+from processing.identity.jwt_tokens import CABINET_AUDIENCE
+from processing.identity.models import AuthSession
 from processing.identity.service import create_driver_login
 from processing.ledger.service import top_up
+from processing.orgs.models import Role, User
 from processing.orgs.service import (
     create_company,
     create_driver,
@@ -182,3 +186,47 @@ async def database_dump(state: PlatformState) -> dict:
             statement = select(table).order_by(*table.primary_key.columns)
             dump[table.name] = [tuple(row) for row in (await session.execute(statement)).all()]
         return dump
+
+
+# --- signed-in users of the e-mail surfaces (cabinet, CRM integrations, fraud API) -------------
+
+_user_logins = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Someone with a token: headers to send, and who they are."""
+
+    name: str
+    user_id: int
+    role: str
+    headers: dict
+
+
+async def mint_token(state: PlatformState, user_id: int, *, audience: str = CABINET_AUDIENCE) -> dict:
+    """A live session and an access token for the user, as sign-in would make them."""
+    now = state.clock()
+    async with unit_of_work(state.sessionmaker) as session:
+        user = await session.get(User, user_id)
+        auth_session = AuthSession(user_id=user_id, audience=audience, created_at=now)
+        session.add(auth_session)
+        await session.flush()
+        token = jwt_tokens.issue_access_token(
+            signing_key=jwt_tokens.derive_signing_key(state.settings.master_key_bytes()),
+            user_id=user_id, role=user.role, company_id=user.company_id, session_id=auth_session.id,
+            audience=audience, now=now, lifetime_seconds=state.settings.access_token_seconds,
+        )
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def make_user(state: PlatformState, *, role: Role, company_id: int | None = None,
+                    org_unit_id: int | None = None, name: str = "user",
+                    email_domain: str = "fleet.example") -> Caller:
+    """An active user of ``role`` with a live session (no password: tests sign in by token)."""
+    async with unit_of_work(state.sessionmaker) as session:
+        user = User(company_id=company_id, org_unit_id=org_unit_id, role=role, status="active",
+                    login=f"{name}.{next(_user_logins)}@{email_domain}", full_name=name.title())
+        session.add(user)
+        await session.flush()
+        user_id = user.id
+    return Caller(name=name, user_id=user_id, role=role, headers=await mint_token(state, user_id))

@@ -13,33 +13,18 @@ from sqlalchemy import select
 from crm_bridge.gateway_sim.app import create_gateway_app
 from crm_bridge.topups.service import gateway_client
 from processing.db.engine import unit_of_work
-from processing.identity import jwt_tokens
 from processing.identity.jwt_tokens import CABINET_AUDIENCE, DRIVER_AUDIENCE
-from processing.identity.models import AuthSession
 from processing.ledger.models import Account, JournalEntry
 from processing.orgs.models import Company, Role, User
 from processing.orgs.service import create_company, root_unit
 from processing.payments.gateway import GatewayClient, sign
 from processing.state import PlatformState
+from tests.factories import mint_token
 
 GATEWAY_SECRET = "test-gateway-secret-0123456789"
 GATEWAY_URL = "http://gateway"
 CALLBACK_PATH = "/v1/topups/gateway-callback"
 _logins = itertools.count(1)
-
-
-async def mint_token(state: PlatformState, user_id: int, *, audience: str = CABINET_AUDIENCE) -> dict:
-    now = state.clock()
-    async with unit_of_work(state.sessionmaker) as session:
-        user = await session.get(User, user_id)
-        auth_session = AuthSession(user_id=user_id, audience=audience, created_at=now)
-        session.add(auth_session)
-        await session.flush()
-        token = jwt_tokens.issue_access_token(
-            signing_key=jwt_tokens.derive_signing_key(state.settings.master_key_bytes()), user_id=user_id,
-            role=user.role, company_id=user.company_id, session_id=auth_session.id, audience=audience, now=now,
-            lifetime_seconds=state.settings.access_token_seconds)
-    return {"Authorization": f"Bearer {token}"}
 
 
 async def make_user(state: PlatformState, role: Role, company_id: int | None = None, *,

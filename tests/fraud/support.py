@@ -8,59 +8,32 @@ Tokens are minted through the identity service's session + JWT code without hash
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from processing.authorization.models import Authorization
 from processing.cards.models import Card
 from processing.db.engine import unit_of_work
-from processing.identity import jwt_tokens
-from processing.identity.jwt_tokens import CABINET_AUDIENCE, DRIVER_AUDIENCE
-from processing.identity.models import AuthSession
+from processing.identity.jwt_tokens import DRIVER_AUDIENCE
 from processing.orgs.models import Driver, Role, User
 from processing.risk.models import AlertSource, AlertStatus, FraudAlert
 from processing.state import PlatformState
-from tests.factories import DIESEL_PRICE_MINOR, World, authorization_message, next_transaction_id
+from tests.factories import (
+    DIESEL_PRICE_MINOR,
+    Caller,
+    World,
+    authorization_message,
+    mint_token,
+    next_transaction_id,
+)
+from tests.factories import make_user as _make_user
 
-_logins = itertools.count(1)
 # Wednesday noon in Moscow: no limit period or allowed-hours edge near any test.
 MIDDAY = datetime(2025, 6, 4, 9, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Caller:
-    name: str
-    user_id: int
-    role: str
-    headers: dict
-
-
-async def mint_token(state: PlatformState, user_id: int, *, audience: str = CABINET_AUDIENCE) -> dict:
-    """A live session and an access token for the user, as sign-in would make them."""
-    now = state.clock()
-    async with unit_of_work(state.sessionmaker) as session:
-        user = await session.get(User, user_id)
-        auth_session = AuthSession(user_id=user_id, audience=audience, created_at=now)
-        session.add(auth_session)
-        await session.flush()
-        token = jwt_tokens.issue_access_token(
-            signing_key=jwt_tokens.derive_signing_key(state.settings.master_key_bytes()),
-            user_id=user_id, role=user.role, company_id=user.company_id, session_id=auth_session.id,
-            audience=audience, now=now, lifetime_seconds=state.settings.access_token_seconds,
-        )
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def make_user(state: PlatformState, *, role: Role, company_id: int | None = None,
-                    org_unit_id: int | None = None, name: str = "user") -> Caller:
-    async with unit_of_work(state.sessionmaker) as session:
-        user = User(company_id=company_id, org_unit_id=org_unit_id, role=role, status="active",
-                    login=f"{name}.{next(_logins)}@fuel.example", full_name=name.title())
-        session.add(user)
-        await session.flush()
-        user_id = user.id
-    return Caller(name=name, user_id=user_id, role=role, headers=await mint_token(state, user_id))
+async def make_user(state: PlatformState, **kwargs) -> Caller:
+    """A signed-in user with a fuel-company e-mail (the security team is the fuel company's staff)."""
+    return await _make_user(state, email_domain="fuel.example", **kwargs)
 
 
 async def make_driver_caller(state: PlatformState, world: World) -> Caller:

@@ -26,25 +26,14 @@ from processing.audit.models import AuditEntry
 from processing.cards.models import Card
 from processing.cards.service import issue_card
 from processing.db.engine import unit_of_work
-from processing.identity import jwt_tokens
-from processing.identity.jwt_tokens import CABINET_AUDIENCE, DRIVER_AUDIENCE
-from processing.identity.models import AuthSession
+from processing.identity.jwt_tokens import DRIVER_AUDIENCE
 from processing.orgs.models import Driver, Role, User, Vehicle
 from processing.orgs.service import create_driver, create_org_unit
 from processing.state import PlatformState
-from tests.factories import World, make_world
+from tests.factories import Caller, World, make_user, make_world, mint_token
 
-_logins = itertools.count(1)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Someone with a token: headers to send, and who they are."""
-
-    name: str
-    user_id: int
-    role: str
-    headers: dict
+# Phone numbers of this fleet: +7911 5xx xxxx, apart from the worlds' +7900 000 nnnn (searches by digits).
+_phones = itertools.count(5_000_001)
 
 
 @dataclass
@@ -73,33 +62,6 @@ class Fleet:
         return f"/v1/cabinet/companies/{company_id or self.company_id}{path}"
 
 
-async def mint_token(state: PlatformState, user_id: int, *, audience: str = CABINET_AUDIENCE) -> dict:
-    """A live session and an access token for the user, as sign-in would make them."""
-    now = state.clock()
-    async with unit_of_work(state.sessionmaker) as session:
-        user = await session.get(User, user_id)
-        auth_session = AuthSession(user_id=user_id, audience=audience, created_at=now)
-        session.add(auth_session)
-        await session.flush()
-        token = jwt_tokens.issue_access_token(
-            signing_key=jwt_tokens.derive_signing_key(state.settings.master_key_bytes()),
-            user_id=user_id, role=user.role, company_id=user.company_id, session_id=auth_session.id,
-            audience=audience, now=now, lifetime_seconds=state.settings.access_token_seconds,
-        )
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def make_user(state: PlatformState, *, role: Role, company_id: int | None = None,
-                    org_unit_id: int | None = None, name: str = "user") -> Caller:
-    async with unit_of_work(state.sessionmaker) as session:
-        user = User(company_id=company_id, org_unit_id=org_unit_id, role=role, status="active",
-                    login=f"{name}.{next(_logins)}@fleet.example", full_name=name.title())
-        session.add(user)
-        await session.flush()
-        user_id = user.id
-    return Caller(name=name, user_id=user_id, role=role, headers=await mint_token(state, user_id))
-
-
 async def build_fleet(state: PlatformState) -> Fleet:
     world = await make_world(state)
     other_world = await make_world(state)
@@ -113,11 +75,11 @@ async def build_fleet(state: PlatformState) -> Fleet:
         await session.execute(update(Driver).where(Driver.id == ivan_id).values(org_unit_id=north_east.id))
         await session.execute(update(Vehicle).where(Vehicle.id == vehicle_id).values(org_unit_id=north_east.id))
         olga = await create_driver(session, company_id=world.company_id, org_unit_id=south.id,
-                                   full_name="Olga Sidorova", phone=f"+7911{next(_logins):07d}")
+                                   full_name="Olga Sidorova", phone=f"+7911{next(_phones):07d}")
         olga_card = await issue_card(session, state.keyring, company_id=world.company_id, org_unit_id=south.id,
                                      driver_id=olga.id, pan_prefix=state.settings.pan_prefix)
         ivan_user = User(company_id=world.company_id, role=Role.DRIVER, status="active",
-                         login=f"+7922{next(_logins):07d}")
+                         login=f"+7922{next(_phones):07d}")
         session.add(ivan_user)
         await session.flush()
         await session.execute(update(Driver).where(Driver.id == ivan_id).values(user_id=ivan_user.id))
