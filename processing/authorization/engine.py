@@ -1,13 +1,17 @@
 """The hot path: answer one authorization (pre-authorization hold) in one short transaction.
 
 Order of work, and of row locks: the message slot, the terminal (its fraud state, read with the
-station), the card (its fraud state, read with the enrollment, company and vehicle), the
-enrollment (its transaction counter), the limit counters of the card and its units, a one-off
-limit exception of the card (only when a limit bound the amount), the company's available
-account. Every other writer locks in the same order, so concurrent messages queue instead of
-deadlocking (docs: the lock order table in docs/fraud.md).
-Explicit Core statements only: no ORM lazy loads here (blocking a card by a fraud rule, rare,
-goes through the card status service).
+station), the card (its fraud state, read with the enrollment, company, vehicle and, unlocked,
+the company's available balance), the enrollment (its transaction counter), the limit counters
+the decision checks (the card's, and those of scopes with a period limit), a one-off limit
+exception of the card (only when a limit bound the amount); then, last, just before the commit,
+the rows other cards share: counters of units without a period limit (added to, never read) and
+the company's accounts (the available balance debited by one guarded statement, the held one
+credited). Every other writer locks in the same order, so concurrent messages queue instead of
+deadlocking (docs: the lock order table in docs/fraud.md), and a company whose cards all pay at
+once holds its shared rows only for the commit (docs/loadtests.md: hot accounts).
+Statements are built once on the tables, not per message and not through the ORM (blocking a
+card by a fraud rule, rare, goes through the card status service).
 
 The fraud rules (``FraudRules``, plugged in from the ``fraud`` package) run once per decision,
 approved or declined, over what the checks already loaded; their next card and terminal state,
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing import tokens
@@ -46,14 +50,16 @@ from processing.cards.service import (
 from processing.cards.status import block_card
 from processing.crypto import Keyring
 from processing.ledger.models import Account, EntryKind
-from processing.ledger.service import post_entry
+from processing.ledger.service import move_balances, post_entry
 from processing.limits import exceptions as limit_exceptions
 from processing.limits.models import LimitMetric, LimitPeriod, ScopeKind
 from processing.limits.service import (
     CounterState,
     LimitRule,
     add_to_counters,
+    checked_scopes,
     controls_refusal,
+    count_unchecked,
     load_rules,
     lock_counters,
     scopes_for_card,
@@ -127,8 +133,16 @@ class _Facts:
 async def authorize(
     session: AsyncSession, *, terminal: TerminalIdentity, request: AuthorizationRequest,
     keyring: Keyring, settings: Settings, fraud_rules: FraudRules, now: datetime,
+    lock_funds_first: bool = False,
 ) -> idempotency.StoredAnswer:
-    """Decide, hold the money if approved, and store the answer for repeats of the message."""
+    """Decide, hold the money if approved, and store the answer for repeats of the message.
+
+    The company's accounts and shared unit counters are written last, just before the commit
+    (hot accounts: a large fleet's many cards at once). The funds check is then one guarded
+    statement; if the balance moved since the decision read it, ``FundsMoved`` is raised and the
+    caller decides again in a new transaction, the last time with ``lock_funds_first`` (the
+    account row locked before the decision, as a fallback that cannot miss).
+    """
     digest = idempotency.request_digest(request)
     prior = await idempotency.claim(
         session, terminal_id=terminal.id, transaction_id=request.terminal_transaction_id,
@@ -145,9 +159,11 @@ async def authorize(
     await fraud_rules.prepare(session)
     station = await _load_station(session, terminal.id, request.product)
     facts = _Facts(station_id=station.station_id)
+    approval = None
     try:
-        approval = await _decide(session, facts, station, terminal=terminal, request=request,
-                                 keyring=keyring, settings=settings, fraud_rules=fraud_rules, now=now)
+        approval = await _decide(session, facts, station, terminal=terminal, request=request, keyring=keyring,
+                                 settings=settings, fraud_rules=fraud_rules, now=now,
+                                 lock_funds_first=lock_funds_first)
     except _Declined as declined:
         answer, fraud = await _record_decline(
             session, facts, declined.decline, station, terminal=terminal, request=request,
@@ -161,9 +177,24 @@ async def authorize(
         answer.response_code, answer.decline_reason or "approved", answer.approved_amount_minor,
         fraud.verdict.value if fraud.trace is not None else "-",  # "-": no rules engine ran
     )
-    return await idempotency.store_answer(
+    stored = await idempotency.store_answer(
         session, terminal_id=terminal.id, transaction_id=request.terminal_transaction_id,
         message_type=MessageType.AUTHORIZE, answer=answer,
+    )
+    if approval is not None:
+        await _write_shared_rows(session, approval)
+    return stored
+
+
+async def _write_shared_rows(session: AsyncSession, approval: _Approval) -> None:
+    """The rows other cards' authorizations also write, last: unit counters nothing checked,
+    then the accounts (the guarded debit of the available balance, the held credit)."""
+    await count_unchecked(session, approval.unchecked_scopes, approval.local_day,
+                          amount_minor=approval.amount_minor, volume_ml=approval.volume_ml, count=1)
+    await move_balances(
+        session, [(approval.available_account_id, -approval.amount_minor),
+                  (approval.held_account_id, approval.amount_minor)],
+        guarded_debit=None if approval.funds_locked else (approval.available_account_id, approval.amount_minor),
     )
 
 
@@ -183,6 +214,22 @@ class _StationRow:
     terminal_fraud_state: dict | None
 
 
+# The hot path's statements are built once, on the tables (not the ORM entities): no statement
+# construction, cache-key walk or ORM bookkeeping per message, only the execution.
+_terminals, _stations, _prices = Terminal.__table__, Station.__table__, StationProduct.__table__
+_cards, _enrollments = Card.__table__, DeviceEnrollment.__table__
+
+_LOAD_STATION = (
+    select(_terminals.c.station_id, _terminals.c.status, _stations.c.status, _stations.c.network_id,
+           _stations.c.region, _prices.c.price_minor, _prices.c.currency, _stations.c.code,
+           _stations.c.name, _stations.c.latitude, _stations.c.longitude, _terminals.c.fraud_state)
+    .join(_stations, _stations.c.id == _terminals.c.station_id)
+    .outerjoin(_prices, (_prices.c.station_id == _stations.c.id) & (_prices.c.product == bindparam("product")))
+    .where(_terminals.c.id == bindparam("terminal_id"))
+    .with_for_update(of=_terminals, key_share=True)
+)
+
+
 async def _load_station(session: AsyncSession, terminal_id: int, product: str) -> _StationRow:
     """The terminal, its station and the posted price, in one statement; locks the terminal row
     (first in the lock order): its fraud state is rewritten by this transaction.
@@ -191,19 +238,7 @@ async def _load_station(session: AsyncSession, terminal_id: int, product: str) -
     claimed before (and every authorization) references the terminal, and PostgreSQL holds KEY
     SHARE on it for that foreign key. A plain FOR UPDATE conflicts with KEY SHARE, so two
     messages of one terminal, each holding its slot's KEY SHARE, would deadlock."""
-    row = (
-        await session.execute(
-            select(Terminal.station_id, Terminal.status, Station.status, Station.network_id,
-                   Station.region, StationProduct.price_minor, StationProduct.currency,
-                   Station.code, Station.name, Station.latitude, Station.longitude,
-                   Terminal.fraud_state)
-            .join(Station, Station.id == Terminal.station_id)
-            .outerjoin(StationProduct, (StationProduct.station_id == Station.id)
-                       & (StationProduct.product == product))
-            .where(Terminal.id == terminal_id)
-            .with_for_update(of=Terminal, key_share=True)
-        )
-    ).one()
+    row = (await session.execute(_LOAD_STATION, {"terminal_id": terminal_id, "product": str(product)})).one()
     return _StationRow(*row)
 
 
@@ -230,31 +265,38 @@ class _CardRow:
     card_created_at: datetime
     card_fraud_state: dict | None
     company_profile: dict | None
+    available_balance_minor: int  # read without a lock: the final debit checks it again
+    credit_limit_minor: int
+
+
+_companies, _units, _vehicles, _accounts = Company.__table__, OrgUnit.__table__, Vehicle.__table__, Account.__table__
+_profiles = CompanyFraudProfile.__table__
+_LOAD_CARD = (
+    select(
+        _enrollments.c.id, _enrollments.c.status, _enrollments.c.device_key_encrypted,
+        _cards.c.id, _cards.c.driver_id, _cards.c.status, _cards.c.pan_first6, _cards.c.pan_last4,
+        _companies.c.id, _companies.c.status, _companies.c.currency, _companies.c.timezone,
+        _companies.c.available_account_id, _companies.c.held_account_id,
+        _cards.c.org_unit_id, _units.c.path, _vehicles.c.tank_capacity_ml, _vehicles.c.allowed_products,
+        _cards.c.created_at, _cards.c.fraud_state, _profiles.c.profile,
+        _accounts.c.balance_minor, _accounts.c.credit_limit_minor,
+    )
+    .join(_cards, _cards.c.id == _enrollments.c.card_id)
+    .join(_companies, _companies.c.id == _cards.c.company_id)
+    .join(_units, _units.c.id == _cards.c.org_unit_id)
+    .outerjoin(_vehicles, _vehicles.c.id == _cards.c.vehicle_id)
+    .outerjoin(_profiles, _profiles.c.company_id == _cards.c.company_id)
+    .join(_accounts, _accounts.c.id == _companies.c.available_account_id)
+    .where(_enrollments.c.dpan_hash == bindparam("dpan_hash"))
+    .with_for_update(of=_cards, key_share=True)
+)
 
 
 async def _load_card(session: AsyncSession, dpan_hash: bytes) -> _CardRow | None:
     """Everything the checks and the fraud rules need about the card, in one statement; locks the
     card row only (after the terminal, before the enrollment): its fraud state is rewritten here.
     FOR NO KEY UPDATE for the same reason as the terminal's (rows referencing the card)."""
-    row = (
-        await session.execute(
-            select(
-                DeviceEnrollment.id, DeviceEnrollment.status, DeviceEnrollment.device_key_encrypted,
-                Card.id, Card.driver_id, Card.status, Card.pan_first6, Card.pan_last4,
-                Company.id, Company.status, Company.currency, Company.timezone,
-                Company.available_account_id, Company.held_account_id,
-                Card.org_unit_id, OrgUnit.path, Vehicle.tank_capacity_ml, Vehicle.allowed_products,
-                Card.created_at, Card.fraud_state, CompanyFraudProfile.profile,
-            )
-            .join(Card, Card.id == DeviceEnrollment.card_id)
-            .join(Company, Company.id == Card.company_id)
-            .join(OrgUnit, OrgUnit.id == Card.org_unit_id)
-            .outerjoin(Vehicle, Vehicle.id == Card.vehicle_id)
-            .outerjoin(CompanyFraudProfile, CompanyFraudProfile.company_id == Card.company_id)
-            .where(DeviceEnrollment.dpan_hash == dpan_hash)
-            .with_for_update(of=Card, key_share=True)
-        )
-    ).first()
+    row = (await session.execute(_LOAD_CARD, {"dpan_hash": dpan_hash})).first()
     return None if row is None else _CardRow(*row)
 
 
@@ -263,9 +305,11 @@ class _Approval:
     amount_minor: int
     volume_ml: int
     partial: bool
-    counters: list[CounterState]
+    counters: list[CounterState]  # locked and checked: the card's and limited scopes'
+    unchecked_scopes: list  # counted at the end without a lock
     available_account_id: int
     held_account_id: int
+    funds_locked: bool  # the account row was locked before deciding (the fallback)
     local_day: date
     fraud: FraudDecision
     limit_exception_id: int | None = None
@@ -274,7 +318,7 @@ class _Approval:
 async def _decide(
     session: AsyncSession, facts: _Facts, station: _StationRow, *, terminal: TerminalIdentity,
     request: AuthorizationRequest, keyring: Keyring, settings: Settings, fraud_rules: FraudRules,
-    now: datetime,
+    now: datetime, lock_funds_first: bool,
 ) -> _Approval:
     """Run the checks in order; raise _Declined at the first that refuses."""
     if station.terminal_status != TerminalStatus.ACTIVE:
@@ -318,21 +362,19 @@ async def _decide(
     if refusal is not None:
         raise _decline("controls", ResponseCode.NOT_PERMITTED, *refusal)
 
-    counters = await lock_counters(session, scopes, local_time.date())
+    checked = checked_scopes(scopes, limits)
+    counters = await lock_counters(session, checked, local_time.date())
     amount, binding = _fit_to_limits(request, card, station, limits, counters)
     exception_id, limits_alone = None, amount
     if binding is not None and binding.decided_by == "limits" and binding.decline_reason in _LIFTABLE:
         exception_id, amount, binding = await _lift_with_exception(
             session, request, card, station, limits, counters, amount, binding, now=now)
 
-    funds = (
-        await session.execute(
-            select(Account.balance_minor, Account.credit_limit_minor)
-            .where(Account.id == card.available_account_id)
-            .with_for_update()
-        )
-    ).one()
-    spendable = funds.balance_minor + funds.credit_limit_minor
+    if lock_funds_first:
+        funds = (await session.execute(_LOCK_FUNDS, {"account_id": card.available_account_id})).one()
+        spendable = funds.balance_minor + funds.credit_limit_minor
+    else:
+        spendable = card.available_balance_minor + card.credit_limit_minor
     if spendable < amount:
         amount = max(spendable, 0)
         binding = Decline("funds", ResponseCode.INSUFFICIENT_FUNDS, "insufficient_funds",
@@ -357,10 +399,15 @@ async def _decide(
                                 fraud.reason or "declined by the fraud rules"), fraud)
     return _Approval(
         amount_minor=amount, volume_ml=volume, partial=amount < request.amount_minor,
-        counters=counters, available_account_id=card.available_account_id,
-        held_account_id=card.held_account_id, local_day=local_time.date(),
+        counters=counters, unchecked_scopes=[scope for scope in scopes if scope not in checked],
+        available_account_id=card.available_account_id, held_account_id=card.held_account_id,
+        funds_locked=lock_funds_first, local_day=local_time.date(),
         fraud=fraud, limit_exception_id=exception_id,
     )
+
+
+_LOCK_FUNDS = (select(_accounts.c.balance_minor, _accounts.c.credit_limit_minor)
+               .where(_accounts.c.id == bindparam("account_id")).with_for_update())
 
 
 def _fraud_context(
@@ -475,24 +522,26 @@ async def _check_token(
                        f"the token expired: made {tokens.describe_offset(age)} ago, "
                        f"valid for {settings.token_validity_seconds} seconds{hint}")
 
-    consumed = await session.execute(
-        update(DeviceEnrollment)
-        .where(DeviceEnrollment.id == card.enrollment_id,
-               DeviceEnrollment.last_atc < token.atc,
-               DeviceEnrollment.status == EnrollmentStatus.ACTIVE)
-        .values(last_atc=token.atc, last_clock_skew_seconds=window.offset_seconds)
-    )
+    consumed = await session.execute(_CONSUME_ATC, {
+        "enrollment_id": card.enrollment_id, "atc": token.atc, "skew": window.offset_seconds})
     if consumed.rowcount != 1:
         raise _decline("token", ResponseCode.SECURITY_VIOLATION, "token_replayed",
                        "this token was already used")
     return token, card
 
 
+_CONSUME_ATC = (
+    update(_enrollments)
+    .where(_enrollments.c.id == bindparam("enrollment_id"), _enrollments.c.last_atc < bindparam("atc"),
+           _enrollments.c.status == EnrollmentStatus.ACTIVE.value)
+    .values(last_atc=bindparam("atc"), last_clock_skew_seconds=bindparam("skew"))
+)
+_RECORD_SKEW = (update(_enrollments).where(_enrollments.c.id == bindparam("enrollment_id"))
+                .values(last_clock_skew_seconds=bindparam("skew")))
+
+
 async def _record_skew(session: AsyncSession, enrollment_id: int, skew_seconds: int) -> None:
-    await session.execute(
-        update(DeviceEnrollment).where(DeviceEnrollment.id == enrollment_id)
-        .values(last_clock_skew_seconds=skew_seconds)
-    )
+    await session.execute(_RECORD_SKEW, {"enrollment_id": enrollment_id, "skew": skew_seconds})
 
 
 def _volume_for(amount_minor: int, product: str, price_minor: int) -> int:
@@ -543,8 +592,11 @@ def _fit_to_limits(
     return max(amount, 0), binding
 
 
+_INSERT_AUTHORIZATION = insert(Authorization.__table__).returning(Authorization.__table__.c.id)
+
+
 async def _insert_authorization(session: AsyncSession, values: dict) -> int:
-    return (await session.execute(insert(Authorization).returning(Authorization.id), [values])).scalar_one()
+    return (await session.execute(_INSERT_AUTHORIZATION, values)).scalar_one()
 
 
 def _event_marks(facts: _Facts, station: _StationRow, authorization_id: int, *, terminal: TerminalIdentity,
@@ -625,6 +677,7 @@ async def _record_approval(
         description=f"hold for terminal {terminal.code} transaction {request.terminal_transaction_id}",
         lines=[(approval.available_account_id, -approval.amount_minor),
                (approval.held_account_id, approval.amount_minor)], now=now,
+        move_balances_now=False,  # _write_shared_rows moves them last
     )
     await emit(session, EventType.AUTHORIZATION_APPROVED, company_id=facts.company_id, now=now,
                payload=payloads.authorization_approved(
@@ -677,6 +730,11 @@ def _fraud_columns(fraud: FraudDecision) -> dict:
     return {"fraud_verdict": fraud.verdict.value, "fraud_trace": _plain(fraud.trace)}
 
 
+_STORE_CARD_STATE = update(_cards).where(_cards.c.id == bindparam("row_id")).values(fraud_state=bindparam("state"))
+_STORE_TERMINAL_STATE = (update(_terminals).where(_terminals.c.id == bindparam("row_id"))
+                         .values(fraud_state=bindparam("state")))
+
+
 async def _store_fraud_outcome(
     session: AsyncSession, fraud: FraudDecision, facts: _Facts, station: _StationRow, *,
     authorization_id: int, terminal: TerminalIdentity, now: datetime,
@@ -685,11 +743,9 @@ async def _store_fraud_outcome(
     their alerts (only when a rule fired) and a block of the card."""
     card = facts.card
     if card is not None and fraud.card_state is not None and fraud.card_state != card.card_fraud_state:
-        await session.execute(update(Card).where(Card.id == card.card_id)
-                              .values(fraud_state=_plain(fraud.card_state)))
+        await session.execute(_STORE_CARD_STATE, {"row_id": card.card_id, "state": _plain(fraud.card_state)})
     if fraud.terminal_state is not None and fraud.terminal_state != station.terminal_fraud_state:
-        await session.execute(update(Terminal).where(Terminal.id == terminal.id)
-                              .values(fraud_state=_plain(fraud.terminal_state)))
+        await session.execute(_STORE_TERMINAL_STATE, {"row_id": terminal.id, "state": _plain(fraud.terminal_state)})
     if fraud.alerts:
         await session.execute(insert(FraudAlert), [
             {"company_id": facts.company_id, "card_id": facts.card_id, "authorization_id": authorization_id,

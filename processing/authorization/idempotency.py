@@ -8,16 +8,17 @@ serialises the two copies. Either way the message is answered once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
 import orjson
 from pydantic import BaseModel
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing.authorization.models import MessageType, TerminalMessage
-from processing.db.dialect import insert_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,34 +50,40 @@ async def claim(
 
     ``placeholder`` fills the slot at once (used to void an authorization slot).
     """
-    insert = insert_for(session)
-    claimed = await session.execute(
-        insert(TerminalMessage)
-        .values(
-            terminal_id=terminal_id, terminal_transaction_id=transaction_id,
-            message_type=message_type.value, request_digest=digest,
-            http_status=placeholder.http_status if placeholder else 0,
-            response_body=placeholder.body.decode() if placeholder else "",
-        )
-        .on_conflict_do_nothing(
-            index_elements=["terminal_id", "terminal_transaction_id", "message_type"]
-        )
-        .returning(TerminalMessage.id)
-    )
+    claimed = await session.execute(_claim_statement(session.bind.dialect.name), {
+        "slot_terminal": terminal_id, "slot_transaction": transaction_id, "slot_type": message_type.value,
+        "digest": digest, "new_status": placeholder.http_status if placeholder else 0,
+        "body": placeholder.body.decode() if placeholder else "",
+    })
     if claimed.first() is not None:
         return None
-    prior = (
-        await session.execute(
-            select(TerminalMessage.request_digest, TerminalMessage.http_status,
-                   TerminalMessage.response_body)
-            .where(
-                TerminalMessage.terminal_id == terminal_id,
-                TerminalMessage.terminal_transaction_id == transaction_id,
-                TerminalMessage.message_type == message_type.value,
-            )
-        )
-    ).one()
+    prior = (await session.execute(_PRIOR_MESSAGE, {
+        "slot_terminal": terminal_id, "slot_transaction": transaction_id, "slot_type": message_type.value,
+    })).one()
     return PriorMessage(prior.request_digest, StoredAnswer(prior.http_status, prior.response_body.encode()))
+
+
+_messages = TerminalMessage.__table__
+# (Bind names differ from the column names: SQLAlchemy keeps those for the SET clause.)
+_SLOT = (_messages.c.terminal_id == bindparam("slot_terminal"),
+         _messages.c.terminal_transaction_id == bindparam("slot_transaction"),
+         _messages.c.message_type == bindparam("slot_type"))
+_PRIOR_MESSAGE = select(_messages.c.request_digest, _messages.c.http_status, _messages.c.response_body).where(*_SLOT)
+_STORE_ANSWER = update(_messages).where(*_SLOT).values(http_status=bindparam("new_status"),
+                                                       response_body=bindparam("body"))
+
+
+@functools.lru_cache(maxsize=4)
+def _claim_statement(dialect_name: str):
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return (
+        insert(_messages)
+        .values(terminal_id=bindparam("slot_terminal"), terminal_transaction_id=bindparam("slot_transaction"),
+                message_type=bindparam("slot_type"), request_digest=bindparam("digest"),
+                http_status=bindparam("new_status"), response_body=bindparam("body"))
+        .on_conflict_do_nothing(index_elements=["terminal_id", "terminal_transaction_id", "message_type"])
+        .returning(_messages.c.id)
+    )
 
 
 async def store_answer(
@@ -85,15 +92,10 @@ async def store_answer(
 ) -> StoredAnswer:
     """Serialise the answer once and keep those bytes: a repeat gets exactly them."""
     body = serialize(answer)
-    await session.execute(
-        update(TerminalMessage)
-        .where(
-            TerminalMessage.terminal_id == terminal_id,
-            TerminalMessage.terminal_transaction_id == transaction_id,
-            TerminalMessage.message_type == message_type.value,
-        )
-        .values(http_status=http_status, response_body=body.decode())
-    )
+    await session.execute(_STORE_ANSWER, {
+        "slot_terminal": terminal_id, "slot_transaction": transaction_id, "slot_type": message_type.value,
+        "new_status": http_status, "body": body.decode(),
+    })
     return StoredAnswer(http_status, body)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing.authorization import idempotency
@@ -52,7 +52,7 @@ from processing.authorization.schemas import (
 )
 from processing.cards.models import Card
 from processing.ledger.models import EntryKind
-from processing.ledger.service import post_entry
+from processing.ledger.service import move_balances, post_entry
 from processing.limits.service import adjust_counters, lock_counters, scopes_for_card
 from processing.money import format_money, format_volume
 from processing.orgs.models import Company, OrgUnit
@@ -66,17 +66,32 @@ from processing.stations.models import Station, StationNetwork, Terminal
 logger = logging.getLogger(__name__)
 
 
-async def _locked_authorization(
-    session: AsyncSession, terminal_id: int, transaction_id: str
-) -> Authorization | None:
-    return (
-        await session.execute(
-            select(Authorization)
-            .where(Authorization.terminal_id == terminal_id,
-                   Authorization.terminal_transaction_id == transaction_id)
-            .with_for_update()
-        )
-    ).scalar_one_or_none()
+# Closing a hold runs on every sale: its statements are built once, on the tables (no ORM
+# objects, no statement construction per message).
+_authorizations, _cards, _companies, _units = (Authorization.__table__, Card.__table__, Company.__table__,
+                                               OrgUnit.__table__)
+_stations, _networks, _terminals = Station.__table__, StationNetwork.__table__, Terminal.__table__
+_LOCK_AUTHORIZATION = (
+    select(_authorizations)
+    .where(_authorizations.c.terminal_id == bindparam("terminal_id"),
+           _authorizations.c.terminal_transaction_id == bindparam("transaction_id"))
+    .with_for_update()
+)
+_CLOSE_AUTHORIZATION = (
+    update(_authorizations).where(_authorizations.c.id == bindparam("authorization_id"))
+    .values(status=bindparam("status"), closed_at=bindparam("closed_at"))
+)
+_CAPTURE_AUTHORIZATION = _CLOSE_AUTHORIZATION.values(
+    captured_amount_minor=bindparam("captured_amount_minor"), captured_volume_ml=bindparam("captured_volume_ml"))
+_INSERT_COMPLETION = insert(Completion.__table__)
+_INSERT_REVERSAL = insert(Reversal.__table__)
+_STORE_CARD_STATE = update(_cards).where(_cards.c.id == bindparam("card_id")).values(fraud_state=bindparam("state"))
+
+
+async def _locked_authorization(session: AsyncSession, terminal_id: int, transaction_id: str):
+    """The authorization's row (attributes as the model's), locked; None if there is none."""
+    return (await session.execute(_LOCK_AUTHORIZATION, {
+        "terminal_id": terminal_id, "transaction_id": transaction_id})).first()
 
 
 async def complete(
@@ -111,39 +126,32 @@ async def complete(
     _check_amount_against_volume(authorization, request, settings)
 
     context = await _hold_context(session, authorization)
-    company, scopes = context.company, context.scopes
     await _store_card_fraud_state(session, authorization.card_id, context.card_fraud_state, fraud_rules.settle(
         context.card_fraud_state, terminal_id=authorization.terminal_id,
         terminal_transaction_id=authorization.terminal_transaction_id, volume_ml=request.volume_ml))
-    await adjust_counters(
-        session, scopes, counted_on=authorization.counted_on, now_local_day=_local_day(company, now),
-        amount_minor=request.amount_minor - hold,
-        volume_ml=request.volume_ml - authorization.hold_volume_ml, count=0,
-    )
+    lines = [(context.held_account_id, -hold), (context.available_account_id, hold - request.amount_minor),
+             (context.payable_account_id, request.amount_minor)]
     entry_id = await post_entry(
-        session, kind=EntryKind.CAPTURE, company_id=company.id, authorization_id=authorization.id,
-        description=f"sale at terminal {terminal.code} transaction {transaction_id}",
-        lines=[(company.held_account_id, -hold),
-               (company.available_account_id, hold - request.amount_minor),
-               (context.payable_account_id, request.amount_minor)], now=now,
+        session, kind=EntryKind.CAPTURE, company_id=context.company_id, authorization_id=authorization.id,
+        description=f"sale at terminal {terminal.code} transaction {transaction_id}", lines=lines, now=now,
+        move_balances_now=False,  # last, below
     )
-    await emit(session, EventType.AUTHORIZATION_COMPLETED, company_id=company.id, now=now,
+    await emit(session, EventType.AUTHORIZATION_COMPLETED, company_id=context.company_id, now=now,
                payload=payloads.authorization_completed(
                    context.marks, amount_minor=request.amount_minor, volume_ml=request.volume_ml,
                    hold_amount_minor=hold, response_code=ResponseCode.APPROVED, journal_entry_id=entry_id))
-    session.add(Completion(
-        authorization_id=authorization.id, amount_minor=request.amount_minor,
-        volume_ml=request.volume_ml, product=request.product.value,
-        unit_price_minor=authorization.unit_price_minor or 0, created_at=now,
-    ))
-    authorization.status = AuthorizationStatus.COMPLETED
-    authorization.captured_amount_minor = request.amount_minor
-    authorization.captured_volume_ml = request.volume_ml
-    authorization.closed_at = now
-    await session.flush()
+    await session.execute(_INSERT_COMPLETION, {
+        "authorization_id": authorization.id, "amount_minor": request.amount_minor,
+        "volume_ml": request.volume_ml, "product": request.product.value,
+        "unit_price_minor": authorization.unit_price_minor or 0, "created_at": now,
+    })
+    await session.execute(_CAPTURE_AUTHORIZATION, {
+        "authorization_id": authorization.id, "status": AuthorizationStatus.COMPLETED.value, "closed_at": now,
+        "captured_amount_minor": request.amount_minor, "captured_volume_ml": request.volume_ml,
+    })
     logger.info("completion terminal=%s txn=%s authorization=%s amount=%s volume_ml=%s",
                 terminal.code, transaction_id, authorization.id, request.amount_minor, request.volume_ml)
-    return await idempotency.store_answer(
+    stored = await idempotency.store_answer(
         session, terminal_id=terminal.id, transaction_id=transaction_id,
         message_type=MessageType.COMPLETE,
         answer=CompletionAnswer(
@@ -154,6 +162,12 @@ async def complete(
             product=authorization.product,
         ),
     )
+    # Last, the rows every sale of the company (and of the network) writes.
+    await adjust_counters(session, context.scopes, counted_on=authorization.counted_on,
+                          amount_minor=request.amount_minor - hold,
+                          volume_ml=request.volume_ml - authorization.hold_volume_ml, count=0)
+    await move_balances(session, lines)
+    return stored
 
 
 def _ensure_open(authorization: Authorization, now: datetime) -> None:
@@ -193,40 +207,48 @@ def _check_amount_against_volume(
 class _HoldContext:
     """What closing a hold needs: the accounts, the limit scopes, and the event's markers."""
 
-    company: Company
+    company_id: int
+    company_timezone: str
+    available_account_id: int
+    held_account_id: int
     scopes: list
     payable_account_id: int
     marks: payloads.AuthorizationMarks
     card_fraud_state: dict | None
 
 
-async def _hold_context(session: AsyncSession, authorization: Authorization) -> _HoldContext:
+_HOLD_CONTEXT = (
+    select(_companies.c.id, _companies.c.timezone, _companies.c.available_account_id, _companies.c.held_account_id, _units.c.path,
+           _networks.c.payable_account_id, _cards.c.pan_first6, _cards.c.pan_last4, _stations.c.code,
+           _stations.c.name, _stations.c.network_id, _terminals.c.code, _cards.c.fraud_state)
+    .select_from(_cards)
+    .join(_companies, _companies.c.id == _cards.c.company_id)
+    .join(_units, _units.c.id == _cards.c.org_unit_id)
+    .join(_stations, _stations.c.id == bindparam("station_id"))
+    .join(_networks, _networks.c.id == _stations.c.network_id)
+    .join(_terminals, _terminals.c.id == bindparam("terminal_id"))
+    .where(_cards.c.id == bindparam("card_id"))
+    .with_for_update(of=_cards, key_share=True)
+)
+
+
+async def _hold_context(session: AsyncSession, authorization) -> _HoldContext:
     """Locks the card row (before the counters, as the authorization path does)."""
-    row = (
-        await session.execute(
-            select(Company, OrgUnit.path, StationNetwork.payable_account_id, Card.pan_first6, Card.pan_last4,
-                   Station.code, Station.name, Station.network_id, Terminal.code, Card.fraud_state)
-            .select_from(Card)
-            .join(Company, Company.id == Card.company_id)
-            .join(OrgUnit, OrgUnit.id == Card.org_unit_id)
-            .join(Station, Station.id == authorization.station_id)
-            .join(StationNetwork, StationNetwork.id == Station.network_id)
-            .join(Terminal, Terminal.id == authorization.terminal_id)
-            .where(Card.id == authorization.card_id)
-            .with_for_update(of=Card, key_share=True)
-        )
-    ).one()
-    (company, unit_path, payable_account_id, first6, last4, station_code, station_name, network_id, terminal_code,
-     card_fraud_state) = row
+    row = (await session.execute(_HOLD_CONTEXT, {
+        "station_id": authorization.station_id, "terminal_id": authorization.terminal_id,
+        "card_id": authorization.card_id})).one()
+    (company_id, company_timezone, available_account_id, held_account_id, unit_path, payable_account_id, first6, last4,
+     station_code, station_name, network_id, terminal_code, card_fraud_state) = row
     marks = payloads.AuthorizationMarks(
-        company_id=company.id, authorization_id=authorization.id, terminal_code=terminal_code,
+        company_id=company_id, authorization_id=authorization.id, terminal_code=terminal_code,
         terminal_transaction_id=authorization.terminal_transaction_id,
         station=payloads.StationMarks(authorization.station_id, station_code, station_name, network_id),
         card=payloads.CardMarks(authorization.card_id, first6, last4), driver_id=authorization.driver_id,
         org_unit_id=authorization.org_unit_id, product=authorization.product, currency=authorization.currency,
         unit_price_minor=authorization.unit_price_minor,
     )
-    return _HoldContext(company=company, scopes=scopes_for_card(authorization.card_id, unit_path),
+    return _HoldContext(company_id=company_id, company_timezone=company_timezone, available_account_id=available_account_id,
+                        held_account_id=held_account_id, scopes=scopes_for_card(authorization.card_id, unit_path),
                         payable_account_id=payable_account_id, marks=marks, card_fraud_state=card_fraud_state)
 
 
@@ -234,47 +256,40 @@ async def _store_card_fraud_state(session: AsyncSession, card_id: int, before: M
                                   after: Mapping | None) -> None:
     """One UPDATE of the card's fraud state when ``settle`` changed it (the row is locked)."""
     if after is not None and after != before:
-        await session.execute(update(Card).where(Card.id == card_id)
-                              .values(fraud_state=after if isinstance(after, dict) else dict(after)))
-
-
-def _local_day(company: Company, now: datetime):
-    return now.astimezone(ZoneInfo(company.timezone)).date()
+        await session.execute(_STORE_CARD_STATE, {
+            "card_id": card_id, "state": after if isinstance(after, dict) else dict(after)})
 
 
 async def _release(
-    session: AsyncSession, authorization: Authorization, *, source: ReversalSource, reason: str,
+    session: AsyncSession, authorization, *, source: ReversalSource, reason: str,
     now: datetime, context: _HoldContext,
 ) -> None:
     """Give the whole hold back to the company and take it off the limit counters."""
-    company, scopes = context.company, context.scopes
-    await adjust_counters(
-        session, scopes, counted_on=authorization.counted_on, now_local_day=_local_day(company, now),
-        amount_minor=-authorization.approved_amount_minor,
-        volume_ml=-authorization.hold_volume_ml, count=-1,
-    )
+    lines = [(context.held_account_id, -authorization.approved_amount_minor),
+             (context.available_account_id, authorization.approved_amount_minor)]
     entry_id = await post_entry(
-        session, kind=EntryKind.RELEASE, company_id=company.id, authorization_id=authorization.id,
-        description=f"{source} release: {reason}",
-        lines=[(company.held_account_id, -authorization.approved_amount_minor),
-               (company.available_account_id, authorization.approved_amount_minor)], now=now,
+        session, kind=EntryKind.RELEASE, company_id=context.company_id, authorization_id=authorization.id,
+        description=f"{source} release: {reason}", lines=lines, now=now, move_balances_now=False,
     )
     await emit(
         session, EventType.AUTHORIZATION_REVERSED if source == ReversalSource.TERMINAL else EventType.HOLD_EXPIRED,
-        company_id=company.id, now=now,
+        company_id=context.company_id, now=now,
         payload=payloads.hold_released(
             context.marks, source=str(source), amount_minor=authorization.approved_amount_minor,
             volume_ml=authorization.hold_volume_ml, reason=reason, journal_entry_id=entry_id),
     )
-    session.add(Reversal(
-        authorization_id=authorization.id, source=source, reason=reason,
-        released_amount_minor=authorization.approved_amount_minor, created_at=now,
-    ))
-    authorization.status = (
-        AuthorizationStatus.REVERSED if source == ReversalSource.TERMINAL else AuthorizationStatus.EXPIRED
-    )
-    authorization.closed_at = now
-    await session.flush()
+    await session.execute(_INSERT_REVERSAL, {
+        "authorization_id": authorization.id, "source": str(source), "reason": reason,
+        "released_amount_minor": authorization.approved_amount_minor, "created_at": now,
+    })
+    status = AuthorizationStatus.REVERSED if source == ReversalSource.TERMINAL else AuthorizationStatus.EXPIRED
+    await session.execute(_CLOSE_AUTHORIZATION, {
+        "authorization_id": authorization.id, "status": status.value, "closed_at": now})
+    # The shared rows last: the company's (and its units') counters, then its accounts.
+    await adjust_counters(session, context.scopes, counted_on=authorization.counted_on,
+                          amount_minor=-authorization.approved_amount_minor,
+                          volume_ml=-authorization.hold_volume_ml, count=-1)
+    await move_balances(session, lines)
 
 
 def voided_authorization_answer(transaction_id: str) -> AuthorizationAnswer:
@@ -364,7 +379,7 @@ async def expire_stale_holds(session: AsyncSession, *, now: datetime, fraud_rule
     by_company: dict[int, list[tuple[Authorization, _HoldContext]]] = {}
     for authorization in stale:
         context = await _hold_context(session, authorization)
-        by_company.setdefault(context.company.id, []).append((authorization, context))
+        by_company.setdefault(context.company_id, []).append((authorization, context))
         settled = fraud_rules.settle(
             card_states[authorization.card_id], terminal_id=authorization.terminal_id,
             terminal_transaction_id=authorization.terminal_transaction_id, volume_ml=0)
@@ -374,9 +389,9 @@ async def expire_stale_holds(session: AsyncSession, *, now: datetime, fraud_rule
         await _store_card_fraud_state(session, card_id, loaded_states[card_id], card_states[card_id])
     for company_id in sorted(by_company):
         holds = by_company[company_id]
-        company = holds[0][1].company
+        timezone = holds[0][1].company_timezone
         all_scopes = sorted({scope for _, context in holds for scope in context.scopes})
-        await lock_counters(session, all_scopes, _local_day(company, now))
+        await lock_counters(session, all_scopes, now.astimezone(ZoneInfo(timezone)).date())
         for authorization, context in holds:
             await _release(session, authorization, source=ReversalSource.EXPIRY,
                            reason="no completion before the hold expired", now=now, context=context)

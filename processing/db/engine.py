@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -25,6 +26,15 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 READ_ONLY_OPTION = "fuelcard_read_only"
 
 
+def _dump_json(value) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (fraud state and trace, event payloads) through orjson: about 4x faster than the
+# json module on the authorization path's documents (docs/loadtests.md).
+_JSON_CODEC = {"json_serializer": _dump_json, "json_deserializer": orjson.loads}
+
+
 def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
@@ -32,12 +42,15 @@ def create_engine(database_url: str, *, pool_size: int = 20) -> AsyncEngine:
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             url, pool_size=pool_size, max_overflow=0, pool_timeout=60,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **_JSON_CODEC,
         )
         _configure_sqlite(engine)
         return engine
+    # No pre-ping: it costs a round trip on every checkout of the hot path. A connection that
+    # died with the server fails its request once (the terminal retries or reverses) and SQLAlchemy
+    # then replaces every pooled connection older than that error.
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True, pool_timeout=30
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=30, **_JSON_CODEC,
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing.db.base import utc_now
@@ -60,41 +60,70 @@ async def create_account(
     return account
 
 
+_entries, _lines, _accounts = JournalEntry.__table__, JournalLine.__table__, Account.__table__
+_INSERT_ENTRY = insert(_entries).returning(_entries.c.id)
+_INSERT_LINE = insert(_lines)
+_MOVE_BALANCE = (update(_accounts).where(_accounts.c.id == bindparam("account_id"))
+                 .values(balance_minor=_accounts.c.balance_minor + bindparam("amount")))
+# The single-statement funds check: the debit happens only if the money is there at that moment.
+_DEBIT_IF_FUNDED = (
+    update(_accounts)
+    .where(_accounts.c.id == bindparam("account_id"),
+           _accounts.c.balance_minor + _accounts.c.credit_limit_minor >= bindparam("amount"))
+    .values(balance_minor=_accounts.c.balance_minor - bindparam("amount"))
+)
+
+
+class FundsMoved(Exception):
+    """A guarded debit found less money than the decision saw: decide again."""
+
+
 async def post_entry(
     session: AsyncSession, *, kind: EntryKind, lines: Sequence[tuple[int, int]],
     company_id: int | None = None, authorization_id: int | None = None, description: str = "",
-    now: datetime | None = None,
+    now: datetime | None = None, move_balances_now: bool = True,
 ) -> int:
     """Write one balanced journal entry and move the cached balances with it.
 
     ``lines`` are (account_id, signed amount in minor units); zero lines are dropped. Balances
     are updated in account-id order so concurrent postings lock rows in the same order. ``now``
     stamps the entry (the caller's clock, so the entry and its event fall on the same day).
+    ``move_balances_now=False`` leaves the balances to ``move_balances`` at the end of the
+    transaction (the hot path: shared account rows are locked for the commit only).
     """
     lines = [(account_id, amount) for account_id, amount in lines if amount != 0]
     if sum(amount for _, amount in lines) != 0:
         raise UnbalancedEntry(f"journal entry {kind} does not sum to zero")
     entry_id = (
-        await session.execute(
-            insert(JournalEntry).returning(JournalEntry.id),
-            [{"kind": kind, "company_id": company_id, "authorization_id": authorization_id,
-              "description": description, "created_at": now or utc_now()}],
-        )
+        await session.execute(_INSERT_ENTRY, {
+            "kind": kind, "company_id": company_id, "authorization_id": authorization_id,
+            "description": description, "created_at": now or utc_now()})
     ).scalar_one()
     if not lines:
         return entry_id
-    await session.execute(
-        insert(JournalLine),
-        [{"entry_id": entry_id, "account_id": account_id, "amount_minor": amount}
-         for account_id, amount in lines],
-    )
-    for account_id, amount in sorted(lines):
-        await session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(balance_minor=Account.balance_minor + amount)
-        )
+    await session.execute(_INSERT_LINE, [
+        {"entry_id": entry_id, "account_id": account_id, "amount_minor": amount} for account_id, amount in lines
+    ])
+    if move_balances_now:
+        await move_balances(session, lines)
     return entry_id
+
+
+async def move_balances(session: AsyncSession, lines: Sequence[tuple[int, int]], *,
+                        guarded_debit: tuple[int, int] | None = None) -> None:
+    """Move the cached balances of an entry's lines, one row at a time in account-id order.
+
+    ``guarded_debit`` (account id, amount): that account's line is a debit that must find the
+    money there (balance plus credit limit) when it runs; otherwise ``FundsMoved`` is raised and
+    the caller rolls the transaction back and decides again.
+    """
+    for account_id, amount in sorted((account_id, amount) for account_id, amount in lines if amount != 0):
+        if guarded_debit is not None and account_id == guarded_debit[0]:
+            debited = await session.execute(_DEBIT_IF_FUNDED, {"account_id": account_id, "amount": guarded_debit[1]})
+            if debited.rowcount != 1:
+                raise FundsMoved()
+        else:
+            await session.execute(_MOVE_BALANCE, {"account_id": account_id, "amount": amount})
 
 
 async def _find_funding_account(session: AsyncSession, currency: str) -> int | None:

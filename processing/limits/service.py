@@ -2,15 +2,24 @@
 
 Counter rows are locked with one upsert that returns them, in (scope kind, scope id, period)
 order, so two transactions touching the same counters always lock them in the same order.
+
+Shared counters (an org unit's, which every card below it moves) are a hot spot when a large
+fleet pays at once: an authorization locks only the counters it must check (the card's, and
+those of scopes with a period limit) and adds to the others with single-row upserts at the end
+of its transaction (``count_unchecked``), so their row locks are held for the commit only.
+Closing a hold (``adjust_counters``) likewise changes its counters with relative single-row
+updates, without reading them first.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, bindparam, delete, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing.db.dialect import insert_for
@@ -194,21 +203,62 @@ class CounterState:
     count: int
 
 
+@functools.lru_cache(maxsize=32)
+def _rules_statements(scope_count: int):
+    """The limits and the controls of ``scope_count`` scopes (built once per size)."""
+    limits, controls = Limit.__table__, SpendingControl.__table__
+
+    def scope_filter(table):
+        return or_(*(and_(table.c.scope_kind == bindparam(f"kind_{n}"), table.c.scope_id == bindparam(f"id_{n}"))
+                     for n in range(scope_count)))
+
+    return (
+        select(limits.c.scope_kind, limits.c.scope_id, limits.c.metric, limits.c.period, limits.c.max_value)
+        .where(scope_filter(limits)),
+        select(
+            controls.c.scope_kind, controls.c.scope_id, controls.c.allowed_products,
+            controls.c.allowed_station_ids, controls.c.allowed_network_ids, controls.c.allowed_regions,
+            controls.c.allowed_weekdays, controls.c.allowed_hours,
+        ).where(scope_filter(controls)),
+    )
+
+
 async def load_rules(session: AsyncSession, scopes: Sequence[Scope]) -> tuple[list[LimitRule], list[Controls]]:
     """Limits and controls of every scope, in two index look-ups."""
-    limit_rows = await session.execute(
-        select(Limit.scope_kind, Limit.scope_id, Limit.metric, Limit.period, Limit.max_value)
-        .where(_scope_filter((Limit.scope_kind, Limit.scope_id), scopes))
-    )
-    control_rows = await session.execute(
-        select(
-            SpendingControl.scope_kind, SpendingControl.scope_id,
-            SpendingControl.allowed_products, SpendingControl.allowed_station_ids,
-            SpendingControl.allowed_network_ids, SpendingControl.allowed_regions,
-            SpendingControl.allowed_weekdays, SpendingControl.allowed_hours,
-        ).where(_scope_filter((SpendingControl.scope_kind, SpendingControl.scope_id), scopes))
-    )
+    limits_statement, controls_statement = _rules_statements(len(scopes))
+    params = {}
+    for n, (kind, scope_id) in enumerate(scopes):
+        params[f"kind_{n}"], params[f"id_{n}"] = kind, scope_id
+    limit_rows = await session.execute(limits_statement, params)
+    control_rows = await session.execute(controls_statement, params)
     return [LimitRule(*row) for row in limit_rows], [Controls(*row) for row in control_rows]
+
+
+_counters = LimitCounter.__table__
+
+
+@functools.lru_cache(maxsize=64)
+def _lock_statement(dialect_name: str, rows: int):
+    """Upsert-and-return of ``rows`` counter keys (built once per dialect and size)."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    statement = insert(_counters).values([
+        {"scope_kind": bindparam(f"kind_{n}"), "scope_id": bindparam(f"id_{n}"),
+         "period": bindparam(f"period_{n}"), "period_start": bindparam(f"start_{n}"),
+         "amount_minor": 0, "volume_ml": 0, "count": 0}
+        for n in range(rows)
+    ])
+    # A no-op update makes the conflicting row part of the result and locks it (PostgreSQL).
+    return statement.on_conflict_do_update(
+        index_elements=["scope_kind", "scope_id", "period"],
+        set_={"scope_kind": statement.excluded.scope_kind},
+    ).returning(
+        _counters.c.id, _counters.c.scope_kind, _counters.c.scope_id, _counters.c.period,
+        _counters.c.period_start, _counters.c.amount_minor, _counters.c.volume_ml, _counters.c.count,
+    )
+
+
+def _counter_keys(scopes: Iterable[Scope]) -> list[tuple[str, int, str]]:
+    return sorted((kind, scope_id, period) for kind, scope_id in scopes for period in COUNTED_PERIODS)
 
 
 async def lock_counters(
@@ -216,24 +266,13 @@ async def lock_counters(
 ) -> list[CounterState]:
     """Create missing counter rows and lock all of them, in one statement, in a fixed order."""
     starts = period_starts(local_day)
-    keys = sorted((kind, scope_id, period) for kind, scope_id in scopes for period in COUNTED_PERIODS)
-    insert = insert_for(session)
-    statement = insert(LimitCounter).values([
-        {"scope_kind": kind, "scope_id": scope_id, "period": period, "period_start": starts[period],
-         "amount_minor": 0, "volume_ml": 0, "count": 0}
-        for kind, scope_id, period in keys
-    ])
-    # A no-op update makes the conflicting row part of the result and locks it (PostgreSQL).
-    statement = statement.on_conflict_do_update(
-        index_elements=["scope_kind", "scope_id", "period"],
-        set_={"scope_kind": statement.excluded.scope_kind},
-    ).returning(
-        LimitCounter.id, LimitCounter.scope_kind, LimitCounter.scope_id, LimitCounter.period,
-        LimitCounter.period_start, LimitCounter.amount_minor, LimitCounter.volume_ml,
-        LimitCounter.count,
-    )
+    keys = _counter_keys(scopes)
+    params = {}
+    for n, (kind, scope_id, period) in enumerate(keys):
+        params.update({f"kind_{n}": kind, f"id_{n}": scope_id, f"period_{n}": period,
+                       f"start_{n}": starts[period]})
     counters = []
-    for row in await session.execute(statement):
+    for row in await session.execute(_lock_statement(session.bind.dialect.name, len(keys)), params):
         current = starts[row.period]
         fresh = row.period_start == current
         counters.append(CounterState(
@@ -244,6 +283,13 @@ async def lock_counters(
             count=row.count if fresh else 0,
         ))
     return counters
+
+
+def checked_scopes(scopes: Sequence[Scope], limits: Sequence[LimitRule]) -> list[Scope]:
+    """The scopes whose counters an authorization must lock and read: the card's (the fraud
+    rules see them, and nobody else moves them) and every scope with a period limit."""
+    limited = {(limit.scope_kind, limit.scope_id) for limit in limits if limit.period != LimitPeriod.TRANSACTION}
+    return [scope for n, scope in enumerate(scopes) if n == 0 or scope in limited]
 
 
 async def add_to_counters(
@@ -259,38 +305,90 @@ async def add_to_counters(
     ])
 
 
+@functools.lru_cache(maxsize=4)
+def _count_statement(dialect_name: str):
+    """Add to one counter without reading it: a row of an ended period starts again from zero."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    statement = insert(_counters).values(
+        scope_kind=bindparam("b_kind"), scope_id=bindparam("b_scope"), period=bindparam("b_period"),
+        period_start=bindparam("b_start"), amount_minor=bindparam("b_amount"), volume_ml=bindparam("b_volume"),
+        count=bindparam("b_count"),
+    )
+    same_period = _counters.c.period_start == statement.excluded.period_start
+    return statement.on_conflict_do_update(
+        index_elements=["scope_kind", "scope_id", "period"],
+        set_={
+            "period_start": statement.excluded.period_start,
+            "amount_minor": case((same_period, _counters.c.amount_minor + statement.excluded.amount_minor),
+                                 else_=statement.excluded.amount_minor),
+            "volume_ml": case((same_period, _counters.c.volume_ml + statement.excluded.volume_ml),
+                              else_=statement.excluded.volume_ml),
+            "count": case((same_period, _counters.c.count + statement.excluded.count),
+                          else_=statement.excluded.count),
+        },
+    )
+
+
+async def count_unchecked(
+    session: AsyncSession, scopes: Sequence[Scope], local_day: date, *, amount_minor: int, volume_ml: int,
+    count: int,
+) -> None:
+    """Count a new hold on counters nothing checked (shared units without a period limit): one
+    upsert per row, in the fixed key order, meant as the transaction's last writes."""
+    if not scopes:
+        return
+    starts = period_starts(local_day)
+    await session.execute(_count_statement(session.bind.dialect.name), [
+        {"b_kind": kind, "b_scope": scope_id, "b_period": period, "b_start": starts[period],
+         "b_amount": amount_minor, "b_volume": volume_ml, "b_count": count}
+        for kind, scope_id, period in _counter_keys(scopes)
+    ])
+
+
+def _never_below_zero(column, delta):
+    return case((column + delta < 0, 0), else_=column + delta)
+
+
+_ADJUST_COUNTER = (
+    update(_counters)
+    .where(_counters.c.scope_kind == bindparam("b_kind"), _counters.c.scope_id == bindparam("b_scope"),
+           _counters.c.period == bindparam("b_period"), _counters.c.period_start == bindparam("b_counted_start"))
+    .values(amount_minor=_never_below_zero(_counters.c.amount_minor, bindparam("b_amount")),
+            volume_ml=_never_below_zero(_counters.c.volume_ml, bindparam("b_volume")),
+            count=_never_below_zero(_counters.c.count, bindparam("b_count")))
+)
+
+
 async def adjust_counters(
-    session: AsyncSession, scopes: Sequence[Scope], *, counted_on: date, now_local_day: date,
+    session: AsyncSession, scopes: Sequence[Scope], *, counted_on: date,
     amount_minor: int, volume_ml: int, count: int,
 ) -> None:
     """Change what an earlier hold counted (release, or a completion below the hold).
 
     Only counters still in the period the hold was counted in are changed: a period that has
-    ended was already reset, and what it counted no longer limits anything.
+    ended is reset on its next use, and what it counted no longer limits anything. Relative
+    single-row updates in the fixed key order: no read, and each row is locked only from its
+    update to the commit.
     """
     counted_starts = period_starts(counted_on)
-    counters = await lock_counters(session, scopes, now_local_day)
-    await _write_counters(session, [
-        {"counter_id": c.id, "start": c.stored_period_start,
-         "amount": max(0, c.amount_minor + amount_minor), "volume": max(0, c.volume_ml + volume_ml),
-         "count": max(0, c.count + count)}
-        for c in counters
-        if c.stored_period_start == c.current_period_start == counted_starts[c.period]
+    await session.execute(_ADJUST_COUNTER, [
+        {"b_kind": kind, "b_scope": scope_id, "b_period": period, "b_counted_start": counted_starts[period],
+         "b_amount": amount_minor, "b_volume": volume_ml, "b_count": count}
+        for kind, scope_id, period in _counter_keys(scopes)
     ])
 
 
+_WRITE_COUNTER = (
+    update(_counters)
+    .where(_counters.c.id == bindparam("counter_id"))
+    .values(period_start=bindparam("start"), amount_minor=bindparam("amount"),
+            volume_ml=bindparam("volume"), count=bindparam("count"))
+)
+
+
 async def _write_counters(session: AsyncSession, rows: list[dict]) -> None:
-    if not rows:
-        return
-    # Core table, not the ORM entity: a plain executemany, no ORM bulk-update machinery.
-    counters = LimitCounter.__table__
-    await session.execute(
-        update(counters)
-        .where(counters.c.id == bindparam("counter_id"))
-        .values(period_start=bindparam("start"), amount_minor=bindparam("amount"),
-                volume_ml=bindparam("volume"), count=bindparam("count")),
-        rows,
-    )
+    if rows:
+        await session.execute(_WRITE_COUNTER, rows)
 
 
 def controls_refusal(

@@ -23,8 +23,11 @@ async def emit(
 ) -> str:
     """Write one event; returns its event id."""
     event_id = str(uuid.uuid4())
-    await session.execute(insert(OutboxEvent).values(
-        event_id=event_id, event_type=event_type.value, schema_version=event_type.version,
-        company_id=company_id, payload=payload, occurred_at=now,
-    ))
+    await session.execute(_INSERT_EVENT, {
+        "event_id": event_id, "event_type": event_type.value, "schema_version": event_type.version,
+        "company_id": company_id, "payload": payload, "occurred_at": now,
+    })
     return event_id
+
+
+_INSERT_EVENT = insert(OutboxEvent.__table__)

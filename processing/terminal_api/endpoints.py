@@ -22,6 +22,7 @@ from processing.authorization.schemas import (
     TransactionStatus,
 )
 from processing.db.engine import unit_of_work
+from processing.ledger.service import FundsMoved
 from processing.terminal_api.auth import authenticate_terminal
 
 
@@ -32,6 +33,10 @@ async def _terminal(request: Request, state: StateDep) -> TerminalIdentity:
         now=state.clock().timestamp(),
     )
 
+
+# The balance read by a decision may move before its guarded debit (another card of the company
+# spent first): decide again; the last attempt locks the account before deciding.
+FUNDS_ATTEMPTS = 3
 
 TerminalDep = Annotated[TerminalIdentity, Depends(_terminal)]
 TransactionIdPath = Annotated[TerminalTransactionId, Path(description="The terminal's id of the sale.")]
@@ -48,12 +53,18 @@ def _send(answer: StoredAnswer) -> Response:
 @router.post("/authorizations", response_model=AuthorizationAnswer,
              summary="Authorize: validate the phone's token and hold the most the pump may dispense")
 async def authorize(message: AuthorizationRequest, terminal: TerminalDep, state: StateDep) -> Response:
-    async with unit_of_work(state.sessionmaker) as session:
-        answer = await engine.authorize(
-            session, terminal=terminal, request=message, keyring=state.keyring,
-            settings=state.settings, fraud_rules=state.fraud_rules, now=state.clock(),
-        )
-    return _send(answer)
+    for attempt in range(1, FUNDS_ATTEMPTS + 1):
+        try:
+            async with unit_of_work(state.sessionmaker) as session:
+                answer = await engine.authorize(
+                    session, terminal=terminal, request=message, keyring=state.keyring,
+                    settings=state.settings, fraud_rules=state.fraud_rules, now=state.clock(),
+                    lock_funds_first=attempt == FUNDS_ATTEMPTS,
+                )
+            return _send(answer)
+        except FundsMoved:
+            continue  # rolled back: nothing of this attempt was kept; decide again
+    raise AssertionError("the last attempt locks the account first and cannot see the funds move")
 
 
 @router.post("/authorizations/{terminal_transaction_id}/completion", response_model=CompletionAnswer,
