@@ -73,13 +73,14 @@ async def test_seed_writes_the_sizes_asked_and_a_private_fixture(database_url, s
         assert await _count(session, Limit, Limit.period == "day", Limit.max_value == DAY_LIMIT_MINOR) == 40
         assert await _count(session, Limit, Limit.period == "transaction",
                             Limit.max_value == LIMITED_TRANSACTION_MINOR) == 2
-        balances = (await session.execute(
-            select(Account.balance_minor).join(Company, Company.available_account_id == Account.id))).scalars()
-        assert list(balances) == [SPREAD_FUNDS_MINOR] * 3
+        balances = await session.execute(
+            select(Account.balance_minor).join(Company, Company.available_account_id == Account.id))
+        assert list(balances.scalars()) == [SPREAD_FUNDS_MINOR] * 3
         assert await find_ledger_problems(session) == []
 
 
-async def test_seeded_secrets_are_stored_as_the_card_services_store_them(database_url, state, clock, tmp_path):
+async def test_seeded_secrets_are_stored_as_the_card_services_store_them(database_url, state, clock,
+                                                                         tmp_path):
     fixture_path = tmp_path / "fixture.json"
     await seed(database_url, master_key=state.settings.master_key_bytes(), sizes=SIZES, hot=False,
                fixture_path=fixture_path)
@@ -114,8 +115,8 @@ async def test_seed_writes_bench_pace_versions_of_two_rules_only(database_url, s
     async with unit_of_work(state.sessionmaker) as session:
         rules = {rule.code: rule for rule in (await session.execute(
             select(FraudRule).where(FraudRule.company_id.is_(None)))).scalars()}
-        notes = dict((await session.execute(
-            select(FraudRuleVersion.rule_id, FraudRuleVersion.note).where(FraudRuleVersion.version == 2))).all())
+        notes = dict((await session.execute(select(FraudRuleVersion.rule_id, FraudRuleVersion.note)
+                                            .where(FraudRuleVersion.version == 2))).all())
     assert {code for code, rule in rules.items() if rule.version > 1} == set(BENCH_RULE_PARAMS)
     for code, params in BENCH_RULE_PARAMS.items():
         assert rules[code].params == params and rules[code].version == 2
@@ -131,8 +132,9 @@ async def test_fixture_cards_pay_through_the_app(database_url, state, http, cloc
     async def authorize(kind: str, amount_minor: int, *, partial: bool):
         card = next(card for card in fixture["cards"] if card["kind"] == kind)
         station = fixture["stations"][card["station"]]
-        terminal = TerminalClient(http, terminal_code=station["terminals"][-1]["code"],
-                                  key=bytes.fromhex(station["terminals"][-1]["key_hex"]), clock=clock.timestamp)
+        provisioned = station["terminals"][-1]
+        terminal = TerminalClient(http, terminal_code=provisioned["code"],
+                                  key=bytes.fromhex(provisioned["key_hex"]), clock=clock.timestamp)
         token = tokens.make_token(bytes.fromhex(card["device_key_hex"]), dpan=card["dpan"], atc=1,
                                   generated_at=int(clock.timestamp()))
         reply = await terminal.authorize(
@@ -185,7 +187,8 @@ async def test_seed_refuses_a_database_that_has_cards(database_url, state, tmp_p
     assert not (tmp_path / "second.json").exists()
 
 
-async def test_command_line_seeds_with_the_servers_master_key(database_url, state, tmp_path, monkeypatch, capsys):
+async def test_command_line_seeds_with_the_servers_master_key(database_url, state, tmp_path, monkeypatch,
+                                                               capsys):
     monkeypatch.setenv("FUELCARD_MASTER_KEY", TEST_MASTER_KEY)
     fixture_path = tmp_path / "cli.json"
     # In a thread: the command runs its own event loop.
