@@ -117,13 +117,19 @@ async def move_balances(session: AsyncSession, lines: Sequence[tuple[int, int]],
     money there (balance plus credit limit) when it runs; otherwise ``FundsMoved`` is raised and
     the caller rolls the transaction back and decides again.
     """
+    pending: list[dict] = []  # unguarded rows, sent together (executemany runs them in order)
     for account_id, amount in sorted((account_id, amount) for account_id, amount in lines if amount != 0):
         if guarded_debit is not None and account_id == guarded_debit[0]:
+            if pending:
+                await session.execute(_MOVE_BALANCE, pending)
+                pending = []
             debited = await session.execute(_DEBIT_IF_FUNDED, {"account_id": account_id, "amount": guarded_debit[1]})
             if debited.rowcount != 1:
                 raise FundsMoved()
         else:
-            await session.execute(_MOVE_BALANCE, {"account_id": account_id, "amount": amount})
+            pending.append({"account_id": account_id, "amount": amount})
+    if pending:
+        await session.execute(_MOVE_BALANCE, pending)
 
 
 async def _find_funding_account(session: AsyncSession, currency: str) -> int | None:

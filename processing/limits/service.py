@@ -237,16 +237,16 @@ async def load_rules(session: AsyncSession, scopes: Sequence[Scope]) -> tuple[li
 _counters = LimitCounter.__table__
 
 
-@functools.lru_cache(maxsize=64)
-def _lock_statement(dialect_name: str, rows: int):
-    """Upsert-and-return of ``rows`` counter keys (built once per dialect and size)."""
+@functools.lru_cache(maxsize=4)
+def _lock_statement(dialect_name: str):
+    """Upsert-and-return of counter keys, run with one parameter set per key: SQLAlchemy sends
+    them as one multi-row INSERT ("insertmanyvalues") in the given order, and keeps the
+    compiled statement (a multi-row ``values()`` would be compiled again every time)."""
     insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
-    statement = insert(_counters).values([
-        {"scope_kind": bindparam(f"kind_{n}"), "scope_id": bindparam(f"id_{n}"),
-         "period": bindparam(f"period_{n}"), "period_start": bindparam(f"start_{n}"),
-         "amount_minor": 0, "volume_ml": 0, "count": 0}
-        for n in range(rows)
-    ])
+    statement = insert(_counters).values(
+        scope_kind=bindparam("b_kind"), scope_id=bindparam("b_scope"), period=bindparam("b_period"),
+        period_start=bindparam("b_start"), amount_minor=0, volume_ml=0, count=0,
+    )
     # A no-op update makes the conflicting row part of the result and locks it (PostgreSQL).
     return statement.on_conflict_do_update(
         index_elements=["scope_kind", "scope_id", "period"],
@@ -254,6 +254,7 @@ def _lock_statement(dialect_name: str, rows: int):
     ).returning(
         _counters.c.id, _counters.c.scope_kind, _counters.c.scope_id, _counters.c.period,
         _counters.c.period_start, _counters.c.amount_minor, _counters.c.volume_ml, _counters.c.count,
+        sort_by_parameter_order=True,
     )
 
 
@@ -266,13 +267,10 @@ async def lock_counters(
 ) -> list[CounterState]:
     """Create missing counter rows and lock all of them, in one statement, in a fixed order."""
     starts = period_starts(local_day)
-    keys = _counter_keys(scopes)
-    params = {}
-    for n, (kind, scope_id, period) in enumerate(keys):
-        params.update({f"kind_{n}": kind, f"id_{n}": scope_id, f"period_{n}": period,
-                       f"start_{n}": starts[period]})
+    params = [{"b_kind": kind, "b_scope": scope_id, "b_period": period, "b_start": starts[period]}
+              for kind, scope_id, period in _counter_keys(scopes)]
     counters = []
-    for row in await session.execute(_lock_statement(session.bind.dialect.name, len(keys)), params):
+    for row in await session.execute(_lock_statement(session.bind.dialect.name), params):
         current = starts[row.period]
         fresh = row.period_start == current
         counters.append(CounterState(
