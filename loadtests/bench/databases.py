@@ -21,6 +21,11 @@ def named_database_url(admin_url: str, name: str) -> str:
     return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
+def describe(url: str) -> str:
+    """A database URL fit for a report (no password)."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
