@@ -9,12 +9,16 @@
 -- completes them in order (cseq). terminal_transaction_id = txn, unique per (run, client, seq), so
 -- the unique keys of terminal_messages and authorizations never conflict.
 --
+-- Data layout, as loadtests/seed.py writes it: a card sits in a depot under its company's root unit,
+-- so limits count against three scopes (card, root, depot: the app's sorted order, the root being the
+-- older unit); the card's SELECT also reads the root's id off the unit path (split_part).
+--
 -- Where pgbench cannot do what the app does, the statement keeps its cost and shape:
 -- * the card is found by the enrollment's primary key, not by its dpan_hash (one unique index
 --   probe either way; pgbench cannot draw a random 32-byte hash);
 -- * the token counter update bumps the stored last_atc (the app's "last_atc < :atc" is true for
 --   every fresh token; pgbench has no rising counter per enrollment);
--- * the six limit-counter updates name their row by its unique key instead of the id the upsert
+-- * the nine limit-counter updates name their row by its unique key instead of the id the upsert
 --   returned (\gset reads one row only);
 -- * JSON documents (fraud trace, fraud states, event payload, stored answer) are constants of a
 --   typical size;
@@ -34,7 +38,7 @@ SELECT terminals.station_id, terminals.status, stations.status AS status_1, stat
 FROM terminals JOIN stations ON stations.id = terminals.station_id LEFT OUTER JOIN station_products ON station_products.station_id = stations.id AND station_products.product = 'diesel'
 WHERE terminals.id = :terminal_id FOR NO KEY UPDATE OF terminals
 \gset term_
-SELECT device_enrollments.id, device_enrollments.status, device_enrollments.device_key_encrypted, cards.id AS id_1, cards.driver_id, cards.status AS status_1, cards.pan_first6, cards.pan_last4, companies.id AS id_2, companies.status AS status_2, companies.currency, companies.timezone, companies.available_account_id, companies.held_account_id, cards.org_unit_id, org_units.path, vehicles.tank_capacity_ml, vehicles.allowed_products, cards.created_at, cards.fraud_state, company_fraud_profiles.profile
+SELECT device_enrollments.id, device_enrollments.status, device_enrollments.device_key_encrypted, cards.id AS id_1, cards.driver_id, cards.status AS status_1, cards.pan_first6, cards.pan_last4, companies.id AS id_2, companies.status AS status_2, companies.currency, companies.timezone, companies.available_account_id, companies.held_account_id, cards.org_unit_id, org_units.path, vehicles.tank_capacity_ml, vehicles.allowed_products, cards.created_at, cards.fraud_state, company_fraud_profiles.profile, split_part(org_units.path, '/', 2)::bigint AS root_unit_id
 FROM device_enrollments JOIN cards ON cards.id = device_enrollments.card_id JOIN companies ON companies.id = cards.company_id JOIN org_units ON org_units.id = cards.org_unit_id LEFT OUTER JOIN vehicles ON vehicles.id = cards.vehicle_id LEFT OUTER JOIN company_fraud_profiles ON company_fraud_profiles.company_id = cards.company_id
 WHERE device_enrollments.id = :enrollment_id FOR NO KEY UPDATE OF cards
 \gset card_
@@ -44,12 +48,13 @@ UPDATE device_enrollments SET last_atc=device_enrollments.last_atc + 1, last_clo
 WHERE device_enrollments.id = :enrollment_id AND device_enrollments.status = 'active';
 SELECT limits.scope_kind, limits.scope_id, limits.metric, limits.period, limits.max_value
 FROM limits
-WHERE limits.scope_kind = 'card' AND limits.scope_id = :card_id_1 OR limits.scope_kind = 'org_unit' AND limits.scope_id = :card_org_unit_id;
+WHERE limits.scope_kind = 'card' AND limits.scope_id = :card_id_1 OR limits.scope_kind = 'org_unit' AND limits.scope_id = :card_root_unit_id OR limits.scope_kind = 'org_unit' AND limits.scope_id = :card_org_unit_id;
 SELECT spending_controls.scope_kind, spending_controls.scope_id, spending_controls.allowed_products, spending_controls.allowed_station_ids, spending_controls.allowed_network_ids, spending_controls.allowed_regions, spending_controls.allowed_weekdays, spending_controls.allowed_hours
 FROM spending_controls
-WHERE spending_controls.scope_kind = 'card' AND spending_controls.scope_id = :card_id_1 OR spending_controls.scope_kind = 'org_unit' AND spending_controls.scope_id = :card_org_unit_id;
+WHERE spending_controls.scope_kind = 'card' AND spending_controls.scope_id = :card_id_1 OR spending_controls.scope_kind = 'org_unit' AND spending_controls.scope_id = :card_root_unit_id OR spending_controls.scope_kind = 'org_unit' AND spending_controls.scope_id = :card_org_unit_id;
 INSERT INTO limit_counters (scope_kind, scope_id, period, period_start, amount_minor, volume_ml, count)
 VALUES ('card', :card_id_1, 'day', current_date, 0, 0, 0), ('card', :card_id_1, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('card', :card_id_1, 'week', date_trunc('week', current_date)::date, 0, 0, 0),
+       ('org_unit', :card_root_unit_id, 'day', current_date, 0, 0, 0), ('org_unit', :card_root_unit_id, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('org_unit', :card_root_unit_id, 'week', date_trunc('week', current_date)::date, 0, 0, 0),
        ('org_unit', :card_org_unit_id, 'day', current_date, 0, 0, 0), ('org_unit', :card_org_unit_id, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('org_unit', :card_org_unit_id, 'week', date_trunc('week', current_date)::date, 0, 0, 0)
 ON CONFLICT (scope_kind, scope_id, period) DO UPDATE SET scope_kind = excluded.scope_kind
 RETURNING limit_counters.id, limit_counters.scope_kind, limit_counters.scope_id, limit_counters.period, limit_counters.period_start, limit_counters.amount_minor, limit_counters.volume_ml, limit_counters.count;
@@ -83,6 +88,12 @@ UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, 
 WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :card_id_1 AND limit_counters.period = 'month';
 UPDATE limit_counters SET period_start=date_trunc('week', current_date)::date, amount_minor=limit_counters.amount_minor + :amount, volume_ml=limit_counters.volume_ml + :volume, count=limit_counters.count + 1
 WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :card_id_1 AND limit_counters.period = 'week';
+UPDATE limit_counters SET period_start=current_date, amount_minor=limit_counters.amount_minor + :amount, volume_ml=limit_counters.volume_ml + :volume, count=limit_counters.count + 1
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'day';
+UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, amount_minor=limit_counters.amount_minor + :amount, volume_ml=limit_counters.volume_ml + :volume, count=limit_counters.count + 1
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'month';
+UPDATE limit_counters SET period_start=date_trunc('week', current_date)::date, amount_minor=limit_counters.amount_minor + :amount, volume_ml=limit_counters.volume_ml + :volume, count=limit_counters.count + 1
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'week';
 UPDATE limit_counters SET period_start=current_date, amount_minor=limit_counters.amount_minor + :amount, volume_ml=limit_counters.volume_ml + :volume, count=limit_counters.count + 1
 WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_org_unit_id AND limit_counters.period = 'day';
 UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, amount_minor=limit_counters.amount_minor + :amount, volume_ml=limit_counters.volume_ml + :volume, count=limit_counters.count + 1

@@ -7,6 +7,8 @@
 -- completions never conflicts. When the client has no open hold (its first scripts, or after a
 -- run of completions), the script does nothing and pgbench still counts it: the harness takes
 -- the authorizations/s from the authorization script's own line of the pgbench report.
+-- The card sits in a depot under its company's root unit (loadtests/seed.py): three limit scopes, the
+-- root's id read off the unit path in the card's SELECT (see authorization.sql).
 -- Deviations from the app, each keeping the cost and the shape: the limit-counter updates name
 -- their row by its unique key; JSON documents are constants of a typical size; the outbox event
 -- id comes from gen_random_uuid().
@@ -24,7 +26,7 @@ SELECT authorizations.id, authorizations.terminal_id, authorizations.terminal_tr
 FROM authorizations
 WHERE authorizations.terminal_id = :terminal_id AND authorizations.terminal_transaction_id = :txn FOR UPDATE
 \gset auth_
-SELECT companies.id, companies.name, companies.status, companies.currency, companies.timezone, companies.available_account_id, companies.held_account_id, companies.created_at, org_units.path, station_networks.payable_account_id, cards.pan_first6, cards.pan_last4, stations.code, stations.name AS name_1, stations.network_id, terminals.code AS code_1, cards.fraud_state
+SELECT companies.id, companies.name, companies.status, companies.currency, companies.timezone, companies.available_account_id, companies.held_account_id, companies.created_at, org_units.path, station_networks.payable_account_id, cards.pan_first6, cards.pan_last4, stations.code, stations.name AS name_1, stations.network_id, terminals.code AS code_1, cards.fraud_state, split_part(org_units.path, '/', 2)::bigint AS root_unit_id
 FROM cards JOIN companies ON companies.id = cards.company_id JOIN org_units ON org_units.id = cards.org_unit_id JOIN stations ON stations.id = :auth_station_id JOIN station_networks ON station_networks.id = stations.network_id JOIN terminals ON terminals.id = :terminal_id
 WHERE cards.id = :auth_card_id FOR NO KEY UPDATE OF cards
 \gset card_
@@ -39,6 +41,7 @@ UPDATE cards SET fraud_state=E'{"v": 1, "attempts": [1795405958, 1795406558, 179
 WHERE cards.id = :auth_card_id;
 INSERT INTO limit_counters (scope_kind, scope_id, period, period_start, amount_minor, volume_ml, count)
 VALUES ('card', :auth_card_id, 'day', current_date, 0, 0, 0), ('card', :auth_card_id, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('card', :auth_card_id, 'week', date_trunc('week', current_date)::date, 0, 0, 0),
+       ('org_unit', :card_root_unit_id, 'day', current_date, 0, 0, 0), ('org_unit', :card_root_unit_id, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('org_unit', :card_root_unit_id, 'week', date_trunc('week', current_date)::date, 0, 0, 0),
        ('org_unit', :auth_org_unit_id, 'day', current_date, 0, 0, 0), ('org_unit', :auth_org_unit_id, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('org_unit', :auth_org_unit_id, 'week', date_trunc('week', current_date)::date, 0, 0, 0)
 ON CONFLICT (scope_kind, scope_id, period) DO UPDATE SET scope_kind = excluded.scope_kind
 RETURNING limit_counters.id, limit_counters.scope_kind, limit_counters.scope_id, limit_counters.period, limit_counters.period_start, limit_counters.amount_minor, limit_counters.volume_ml, limit_counters.count;
@@ -48,6 +51,12 @@ UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, 
 WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :auth_card_id AND limit_counters.period = 'month';
 UPDATE limit_counters SET period_start=date_trunc('week', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
 WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :auth_card_id AND limit_counters.period = 'week';
+UPDATE limit_counters SET period_start=current_date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'day';
+UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'month';
+UPDATE limit_counters SET period_start=date_trunc('week', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'week';
 UPDATE limit_counters SET period_start=current_date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
 WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :auth_org_unit_id AND limit_counters.period = 'day';
 UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count

@@ -20,7 +20,12 @@ from loadtests.bench.pgbench_scripts import (
     statement_shape,
 )
 from processing.authorization.models import Authorization, Completion
-from tests.factories import authorization_message, extra_phones, make_world
+from processing.cards.service import enroll_device, issue_card
+from processing.db.engine import unit_of_work
+from processing.limits.models import LimitMetric, LimitPeriod, ScopeKind
+from processing.limits.service import set_limit
+from processing.orgs.service import create_org_unit
+from tests.factories import Phone, authorization_message, make_world
 
 pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
@@ -51,6 +56,21 @@ def _side_by_side(app: list, script: list) -> str:
     return "\n".join(rows)
 
 
+async def _depot_card(state, world) -> Phone:
+    """A card as loadtests/seed.py lays them out: in a depot under the company's root unit, with a
+    day amount limit that does not bind, no vehicle."""
+    async with unit_of_work(state.sessionmaker) as session:
+        depot = await create_org_unit(session, company_id=world.company_id, parent_id=world.root_unit_id,
+                                      name="Kazan depot 1")
+        issued = await issue_card(session, state.keyring, company_id=world.company_id, org_unit_id=depot.id,
+                                  pan_prefix=state.settings.pan_prefix)
+        await set_limit(session, scope_kind=ScopeKind.CARD, scope_id=issued.card.id, metric=LimitMetric.AMOUNT,
+                        period=LimitPeriod.DAY, max_value=100_000_000)
+        enrolled = await enroll_device(session, state.keyring, card_id=issued.card.id,
+                                       dpan_prefix=state.settings.dpan_prefix)
+    return Phone(enrolled.dpan, enrolled.device_key, enrolled.enrollment.id)
+
+
 async def _sale(terminal, phone, clock, amount_minor: int) -> str:
     message = authorization_message(phone, clock(), amount_minor=amount_minor)
     answer = await terminal.authorize(**message)
@@ -59,16 +79,16 @@ async def _sale(terminal, phone, clock, amount_minor: int) -> str:
 
 
 async def test_scripts_mirror_one_authorization_and_one_completion(state, http, clock):
-    # Like a seeded bench card: no vehicle (no tank rule firing), paying at its home station.
     world = await make_world(state, tank_capacity_ml=None, balance_minor=10_000_000)
+    phone = await _depot_card(state, world)
     terminal = world.terminal(http, clock)
     # A first sale loads what the app caches outside the transaction (terminal key, rule set).
-    first = await _sale(terminal, world.phone, clock, 300_000)
+    first = await _sale(terminal, phone, clock, 300_000)
     await terminal.complete(first, amount_minor=250_000, volume_ml=38_167, product="diesel")
     # A later sale, as in the bench: the card's and the terminal's fraud states both change.
     clock.advance(120)
     log = StatementLog(state.engine)
-    transaction_id = await _sale(terminal, world.phone, clock, 300_000)
+    transaction_id = await _sale(terminal, phone, clock, 300_000)
     authorization = log.take()
     done = await terminal.complete(transaction_id, amount_minor=250_538, volume_ml=38_250, product="diesel")
     assert done.status_code == 200 and done.body["status"] == "completed", done.body
@@ -82,11 +102,12 @@ async def test_scripts_mirror_one_authorization_and_one_completion(state, http, 
 
 async def test_pgbench_runs_the_scripts_without_errors(state, http, clock, database_url):
     world = await make_world(state, tank_capacity_ml=None, balance_minor=10_000_000)
-    await extra_phones(state, world, 3)
-    ranges = await id_ranges(database_url)
+    phones = [await _depot_card(state, world) for _ in range(3)]
+    # The scripts draw depot cards, as seeded; make_world's own card sits at the root unit.
+    variables = (await id_ranges(database_url)).pgbench_variables() | {"enrollment_min": phones[0].enrollment_id}
     async with state.sessionmaker() as session:
         before = await session.scalar(select(func.count()).select_from(Completion))
-    command = pgbench_command(clients=2, transactions=20, variables={"run": 1, **ranges.pgbench_variables()})
+    command = pgbench_command(clients=2, transactions=20, variables={"run": 1, **variables})
     completed = subprocess.run(command, env=libpq_environment(database_url) | {"PATH": "/usr/bin:/bin"},
                                capture_output=True, text=True, timeout=60)
     result = parse_pgbench_output(completed.stdout, completed.stderr, exit_code=completed.returncode,
