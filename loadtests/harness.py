@@ -146,8 +146,10 @@ class Benchmark:
     # --- processes -------------------------------------------------------------------------
 
     def _server_environment(self, scenario: str, url: str) -> dict[str, str]:
+        # The seed migrated the database: the server need not load alembic on start.
         settings = {"FUELCARD_DATABASE_URL": url, "FUELCARD_MASTER_KEY": self.master_key,
-                    "FUELCARD_LOG_LEVEL": "WARNING", "FUELCARD_DATA_DIR": str(self.out / f"{scenario}-data")}
+                    "FUELCARD_LOG_LEVEL": "WARNING", "FUELCARD_AUTO_MIGRATE": "false",
+                    "FUELCARD_DATA_DIR": str(self.out / f"{scenario}-data")}
         if self.options.pool_size:
             settings["FUELCARD_DATABASE_POOL_SIZE"] = str(self.options.pool_size)
         return checkout_environment(**settings)
@@ -187,9 +189,9 @@ class Benchmark:
                 self._require_synchronous_commit("pgbench database", clone_url)
                 ranges = asyncio.run(databases.id_ranges(clone_url))
         environment = self._server_environment(scenario, url)
+        server = Server(environment=environment, workers=options.workers, log_path=self.out / f"{scenario}-server.log")
         try:
-            with Server(environment=environment, workers=options.workers,
-                        log_path=self.out / f"{scenario}-server.log") as server:
+            with server:
                 say(f"[{scenario}] server {server.base_url} ({options.workers} workers), warm-up {options.warmup} s")
                 if options.warmup > 0:
                     run.warmup = self._locust(server, scenario, "PumpTerminal", options.users[0], options.warmup,
@@ -208,9 +210,12 @@ class Benchmark:
                     run.steps.append(step)
                     self._print_step(scenario, step)
         finally:
-            if clone_url is not None:
-                asyncio.run(databases.drop_database(options.postgres_url, f"{name}_pgbench"))
-                self.created_databases.remove(f"{name}_pgbench")
+            run.server_errors = server.error_lines()
+            for line in run.server_errors[:10]:
+                say(f"[{scenario}] server log: {line}")
+            if clone_url is not None:  # pgbench's rows are of no further use
+                asyncio.run(databases.drop_database(options.postgres_url, clone))
+                self.created_databases.remove(clone)
         self._ledger_check(run, environment)
 
     def _print_step(self, scenario: str, step: Step) -> None:

@@ -33,12 +33,13 @@ def draw_chart(result: dict, path: Path) -> None:
     throughput.set(title="Throughput", xlabel="users (concurrent terminals / pgbench clients)", ylabel="per second")
     throughput.set_yscale("log")  # /health runs an order of magnitude above the authorizations
 
-    for key, style in (("p50", "o-"), ("p95", "s-"), ("p99", "^-")):
-        for steps, name, line in ((spread, "spread", style), (hot, "hot", style.replace("-", "--"))):
+    for key, marker, colour in (("p50", "o", "tab:green"), ("p95", "s", "tab:orange"), ("p99", "^", "tab:red")):
+        for steps, name, line in ((spread, "spread", "-"), (hot, "hot", "--")):
             points = [(step["users"], step["latency_ms"][key]) for step in steps
                       if step["latency_ms"][key] is not None]
             if points:
-                latency.plot([u for u, _ in points], [v for _, v in points], line, label=f"{key} {name}")
+                latency.plot([u for u, _ in points], [v for _, v in points], marker=marker, linestyle=line,
+                             color=colour, label=f"{key} {name}")
     latency.axhline(50, color="grey", linewidth=0.8, linestyle=":", label="p99 target 50 ms")
     latency.set(title="authorize latency", xlabel="users", ylabel="ms")
 
@@ -48,7 +49,14 @@ def draw_chart(result: dict, path: Path) -> None:
             accounts.plot(users, values, style, label=label)
     accounts.set(title="Hot account vs spread", xlabel="users", ylabel="authorizations/s")
 
+    accounts.set_ylim(bottom=0)
+    latency.set_ylim(bottom=0)
+    user_counts = sorted({step["users"] for step in spread + hot})
     for axes in (throughput, latency, accounts):
+        if user_counts:
+            axes.set_xscale("log", base=2)  # user counts usually double from step to step
+            axes.set_xticks(user_counts, [str(users) for users in user_counts])
+            axes.minorticks_off()
         axes.grid(True, alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
             axes.legend(fontsize="small")

@@ -44,6 +44,7 @@ class ScenarioRun:
     steps: list[Step] = field(default_factory=list)
     ledger_consistent: bool | None = None
     ledger_output: str = ""
+    server_errors: list[str] = field(default_factory=list)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -128,6 +129,7 @@ def _scenario_document(run: ScenarioRun) -> dict:
             "failure_messages": _failure_messages(run.warmup)},
         "steps": [step_document(step) for step in run.steps],
         "ledger_check": {"consistent": run.ledger_consistent, "output": run.ledger_output},
+        "server_errors": run.server_errors,
     }
 
 

@@ -84,6 +84,15 @@ class Server:
         except FileNotFoundError:
             return "(no log)"
 
+    def error_lines(self) -> list[str]:
+        """Errors the server logged (it logs at WARNING: every line is worth a look, these most)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines()
+                if " ERROR " in line or line.startswith(("ERROR:", "Traceback"))]
+
     def __enter__(self) -> Server:
         self.start()
         return self
