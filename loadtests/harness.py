@@ -166,7 +166,7 @@ class Benchmark:
         completed = subprocess.run(fuelcard_command("ledger", "check"), cwd=REPO_ROOT, env=environment,
                                    capture_output=True, text=True, timeout=600)
         run.ledger_consistent = completed.returncode == 0
-        run.ledger_output = (completed.stdout + completed.stderr).strip()[-2000:]
+        run.ledger_output = (completed.stdout + completed.stderr).strip()[-2000:] or f"exit status {completed.returncode}"
         say(f"[{run.name}] ledger check: {'consistent' if run.ledger_consistent else 'FAILED'}: {run.ledger_output}")
 
     # --- the run ---------------------------------------------------------------------------

@@ -13,13 +13,11 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# `python -c` rather than the `fuelcard` script: the script imports whichever checkout is
-# installed in the venv; this runs the code of the checkout the harness is in.
-_FUELCARD_MAIN = "from processing.cli import app; app(prog_name='fuelcard')"
 
 
 def fuelcard_command(*arguments: str) -> list[str]:
-    return [sys.executable, "-c", _FUELCARD_MAIN, *arguments]
+    """`fuelcard <arguments>` running the code of this checkout (see fuelcard_main)."""
+    return [sys.executable, "-m", "loadtests.bench.fuelcard_main", *arguments]
 
 
 def checkout_environment(**settings: str) -> dict[str, str]:
@@ -56,7 +54,8 @@ class Server:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"the server exited with {self._process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(f"the server {_exit_words(self._process.returncode)} while starting:\n"
+                                   f"{self.log_tail()}")
             try:
                 if httpx.get(f"{self.base_url}/health", timeout=1).status_code == 200:
                     return
@@ -99,3 +98,9 @@ class Server:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def _exit_words(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name} (not by the harness)"
+    return f"exited with status {code}"
