@@ -30,6 +30,11 @@ def draw_chart(result: dict, path: Path) -> None:
         users, values = _series(spread, key)
         if users:
             throughput.plot(users, values, style, label=label)
+    bound = [(step["users"], step[key]) for step in spread for key, run in (("auth_per_s", "locust"),
+             ("health_per_s", "health_locust")) if step.get(run, {}).get("cpu_bound")]
+    if bound:
+        throughput.plot([u for u, _ in bound], [v for _, v in bound], "x", color="red", markersize=12,
+                        label="locust CPU-bound: not valid")
     throughput.set(title="Throughput", xlabel="users (concurrent terminals / pgbench clients)", ylabel="per second")
     throughput.set_yscale("log")  # /health runs an order of magnitude above the authorizations
 

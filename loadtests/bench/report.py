@@ -18,6 +18,7 @@ HOT_VS_SPREAD_TARGET = 0.5  # hot-account authorizations/s ÷ spread, at the sam
 P99_AT_70_PERCENT_TARGET_MS = 50.0
 P99_OVER_P50_TARGET = 5.0
 LOAD_POINT = 0.7  # "at 70 % of peak"
+LOAD_POINT_TOLERANCE = 0.15
 TARGET_MIN_DURATION_SECONDS = 60
 
 AUTHORIZE = "authorize"
@@ -150,6 +151,8 @@ def _load_point(steps: list[dict]) -> dict | None:
         "fraction_of_peak": round(step["auth_per_s"] / peak, 3),
         "p50_ms": latency["p50"], "p99_ms": latency["p99"],
         "p99_over_p50": _ratio(latency["p99"], latency["p50"]),
+        # Steps are discrete: further than this from 70 %, the reading is of another load.
+        "near": abs(step["auth_per_s"] / peak - LOAD_POINT) <= LOAD_POINT_TOLERANCE,
     }
 
 
@@ -279,6 +282,9 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"70 % of peak ({point['peak_auth_per_s']:.1f} auth/s): nearest step {point['users']} users at "
                      f"{point['auth_per_s']:.1f} auth/s ({100 * point['fraction_of_peak']:.0f} % of peak), "
                      f"p50 {_ms(point['p50_ms'])}, p99 {_ms(point['p99_ms'])}")
+        if not point["near"]:
+            lines.append(f"  no step is near 70 % of peak: add user counts around {point['users']} "
+                         f"(below it if the peak is reached already there) to read the latency at that load")
     for check in result["checks"]:
         lines.append(f"  {check['name']}: {_mark(check['value'], check['target'], at_least=check['comparison'] == '>=')}")
     for name, consistent in result["ledger_consistent"].items():
