@@ -197,6 +197,8 @@ class Benchmark:
                     run.warmup = self._locust(server, scenario, "PumpTerminal", options.users[0], options.warmup,
                                               "warmup")
                     say(f"[{scenario}] warm-up: {run.warmup.failure_count} failures")
+                    for failure in run.warmup.failures:
+                        say(f"    warm-up failure: {failure.occurrences}x {failure.name}: {failure.error}")
                 for number, users in enumerate(options.users, start=1):
                     step = Step(users=users, pump=self._locust(server, scenario, "PumpTerminal", users,
                                                                options.duration, f"pump-{users}"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from loadtests.bench.cpu_watch import CPU_BOUND_PERCENT
 from loadtests.bench.locust_runner import LocustStep
 from loadtests.bench.pgbench_runner import PgbenchResult
 
@@ -76,7 +77,7 @@ def _invalid_reasons(step: LocustStep) -> list[str]:
     reasons = []
     if step.cpu_warning:
         reasons.append(f"locust warned 'CPU usage above 90%' ({step.user_class})")
-    if step.cpu.average_percent > 90:
+    if step.cpu.average_percent > CPU_BOUND_PERCENT:
         reasons.append(f"locust averaged {step.cpu.average_percent:.0f} % of a core ({step.user_class})")
     return reasons
 
