@@ -19,7 +19,7 @@ from loadtests.bench.pgbench_scripts import (
     COMPLETION_WEIGHT,
 )
 
-PGBENCH = shutil.which("pgbench") or "/usr/bin/pgbench"
+PGBENCH = shutil.which("pgbench")  # Debian: in the postgresql-NN package (scripts/bootstrap installs it)
 PGBENCH_THREADS = 2  # one per core of the benchmark machine; never more than clients
 
 
@@ -57,6 +57,8 @@ def libpq_environment(database_url: str) -> dict[str, str]:
 def pgbench_command(*, clients: int, duration_seconds: int | None = None, transactions: int | None = None,
                     variables: dict[str, int]) -> list[str]:
     """The command line; ``variables`` are the -D values the scripts read (see their headers)."""
+    if PGBENCH is None:
+        raise RuntimeError("pgbench is not on PATH: install PostgreSQL's server package (Debian: postgresql)")
     command = [PGBENCH, "--no-vacuum", "--protocol=prepared", f"--client={clients}",
                f"--jobs={min(PGBENCH_THREADS, clients)}"]
     command.append(f"--time={duration_seconds}" if duration_seconds is not None else f"--transactions={transactions}")
