@@ -6,6 +6,7 @@ sequences; update loadtests/pgbench/*.sql to match (docs/loadtests.md)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -108,7 +109,7 @@ async def test_pgbench_runs_the_scripts_without_errors(state, http, clock, datab
     async with state.sessionmaker() as session:
         before = await session.scalar(select(func.count()).select_from(Completion))
     command = pgbench_command(clients=2, transactions=20, variables={"run": 1, **variables})
-    completed = subprocess.run(command, env=libpq_environment(database_url) | {"PATH": "/usr/bin:/bin"},
+    completed = subprocess.run(command, env=os.environ | libpq_environment(database_url),
                                capture_output=True, text=True, timeout=60)
     result = parse_pgbench_output(completed.stdout, completed.stderr, exit_code=completed.returncode,
                                   clients=2, duration_seconds=0)
