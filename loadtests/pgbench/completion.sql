@@ -26,7 +26,7 @@ SELECT authorizations.id, authorizations.terminal_id, authorizations.terminal_tr
 FROM authorizations
 WHERE authorizations.terminal_id = :terminal_id AND authorizations.terminal_transaction_id = :txn FOR UPDATE
 \gset auth_
-SELECT companies.id, companies.name, companies.status, companies.currency, companies.timezone, companies.available_account_id, companies.held_account_id, companies.created_at, org_units.path, station_networks.payable_account_id, cards.pan_first6, cards.pan_last4, stations.code, stations.name AS name_1, stations.network_id, terminals.code AS code_1, cards.fraud_state, split_part(org_units.path, '/', 2)::bigint AS root_unit_id
+SELECT companies.id, companies.timezone, companies.available_account_id, companies.held_account_id, org_units.path, station_networks.payable_account_id, cards.pan_first6, cards.pan_last4, stations.code, stations.name AS name_1, stations.network_id, terminals.code AS code_1, cards.fraud_state, split_part(org_units.path, '/', 2)::bigint AS root_unit_id
 FROM cards JOIN companies ON companies.id = cards.company_id JOIN org_units ON org_units.id = cards.org_unit_id JOIN stations ON stations.id = :auth_station_id JOIN station_networks ON station_networks.id = stations.network_id JOIN terminals ON terminals.id = :terminal_id
 WHERE cards.id = :auth_card_id FOR NO KEY UPDATE OF cards
 \gset card_
@@ -39,47 +39,42 @@ WHERE cards.id = :auth_card_id FOR NO KEY UPDATE OF cards
 \set negative_released_ml -1 * :released_ml
 UPDATE cards SET fraud_state=E'{"v": 1, "attempts": [1795405958, 1795406558, 1795407758, 1795408958], "fills": [["1201\x3a100000000000001", 1795405958, 38250], ["1201\x3a100000000000002", 1795406558, 41000], ["1201\x3a100000000000003", 1795407758, 45801], ["1201\x3a100000000000004", 1795408958, 45801]], "last": [301, 55.7512, 37.6184, 1795408958], "purchases": 4}'
 WHERE cards.id = :auth_card_id;
-INSERT INTO limit_counters (scope_kind, scope_id, period, period_start, amount_minor, volume_ml, count)
-VALUES ('card', :auth_card_id, 'day', current_date, 0, 0, 0), ('card', :auth_card_id, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('card', :auth_card_id, 'week', date_trunc('week', current_date)::date, 0, 0, 0),
-       ('org_unit', :card_root_unit_id, 'day', current_date, 0, 0, 0), ('org_unit', :card_root_unit_id, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('org_unit', :card_root_unit_id, 'week', date_trunc('week', current_date)::date, 0, 0, 0),
-       ('org_unit', :auth_org_unit_id, 'day', current_date, 0, 0, 0), ('org_unit', :auth_org_unit_id, 'month', date_trunc('month', current_date)::date, 0, 0, 0), ('org_unit', :auth_org_unit_id, 'week', date_trunc('week', current_date)::date, 0, 0, 0)
-ON CONFLICT (scope_kind, scope_id, period) DO UPDATE SET scope_kind = excluded.scope_kind
-RETURNING limit_counters.id, limit_counters.scope_kind, limit_counters.scope_id, limit_counters.period, limit_counters.period_start, limit_counters.amount_minor, limit_counters.volume_ml, limit_counters.count;
-UPDATE limit_counters SET period_start=current_date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :auth_card_id AND limit_counters.period = 'day';
-UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :auth_card_id AND limit_counters.period = 'month';
-UPDATE limit_counters SET period_start=date_trunc('week', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :auth_card_id AND limit_counters.period = 'week';
-UPDATE limit_counters SET period_start=current_date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'day';
-UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'month';
-UPDATE limit_counters SET period_start=date_trunc('week', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'week';
-UPDATE limit_counters SET period_start=current_date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :auth_org_unit_id AND limit_counters.period = 'day';
-UPDATE limit_counters SET period_start=date_trunc('month', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :auth_org_unit_id AND limit_counters.period = 'month';
-UPDATE limit_counters SET period_start=date_trunc('week', current_date)::date, amount_minor=limit_counters.amount_minor + :negative_released, volume_ml=limit_counters.volume_ml + :negative_released_ml, count=limit_counters.count
-WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :auth_org_unit_id AND limit_counters.period = 'week';
 INSERT INTO journal_entries (kind, company_id, authorization_id, description, created_at)
 VALUES ('capture', :auth_company_id, :auth_id, 'sale at terminal T0001201 transaction ' || :txn::text, now()) RETURNING journal_entries.id
 \gset entry_
 INSERT INTO journal_lines (entry_id, account_id, amount_minor) VALUES (:entry_id, :card_held_account_id, :negative_hold);
 INSERT INTO journal_lines (entry_id, account_id, amount_minor) VALUES (:entry_id, :card_available_account_id, :released);
 INSERT INTO journal_lines (entry_id, account_id, amount_minor) VALUES (:entry_id, :card_payable_account_id, :captured);
-UPDATE accounts SET balance_minor=(accounts.balance_minor + :released) WHERE accounts.id = :card_available_account_id;
-UPDATE accounts SET balance_minor=(accounts.balance_minor + :negative_hold) WHERE accounts.id = :card_held_account_id;
-UPDATE accounts SET balance_minor=(accounts.balance_minor + :captured) WHERE accounts.id = :card_payable_account_id;
 INSERT INTO outbox_events (event_id, event_type, schema_version, company_id, payload, occurred_at)
 VALUES (gen_random_uuid()::text, 'authorization.completed', 1, :auth_company_id,
         E'{"operation": "capture", "company_id": 417, "authorization_id": 1834201, "terminal_code": "T0001201", "terminal_transaction_id": "100000000000004", "station_id": 301, "station_code": "ST0301", "station_name": "Station 301", "network_id": 12, "card_id": 20817, "card_last4": "5064", "card_masked": "7005 12\\u2022\\u2022 \\u2022\\u2022\\u2022\\u2022 5064", "driver_id": 20817, "org_unit_id": 417, "product": "diesel", "currency": "RUB", "unit_price_minor": 6550, "amount_minor": 250538, "volume_ml": 38250, "hold_amount_minor": 300000, "released_amount_minor": 49462, "response_code": "00", "journal_entry_id": 3668403}',
         now()) RETURNING outbox_events.id;
-UPDATE authorizations SET status='completed', captured_amount_minor=:captured, captured_volume_ml=:captured_ml, closed_at=now() WHERE authorizations.id = :auth_id;
 INSERT INTO completions (authorization_id, amount_minor, volume_ml, product, unit_price_minor, created_at)
 VALUES (:auth_id, :captured, :captured_ml, 'diesel', :auth_unit_price_minor, now()) RETURNING completions.id;
+UPDATE authorizations SET status='completed', captured_amount_minor=:captured, captured_volume_ml=:captured_ml, closed_at=now() WHERE authorizations.id = :auth_id;
 UPDATE terminal_messages SET http_status=200, response_body=E'{"terminal_transaction_id":"100000000000004","authorization_id"\x3a1834201,"status":"completed","response_code":"00","captured_amount_minor"\x3a250538,"captured_volume_ml"\x3a38250,"released_amount_minor"\x3a49462,"currency":"RUB","product":"diesel"}'
 WHERE terminal_messages.terminal_id = :terminal_id AND terminal_messages.terminal_transaction_id = :txn AND terminal_messages.message_type = 'complete';
+-- Last, the shared rows: the counters (relative updates, no read), then the three balances.
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :auth_card_id AND limit_counters.period = 'day' AND limit_counters.period_start = current_date;
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :auth_card_id AND limit_counters.period = 'month' AND limit_counters.period_start = date_trunc('month', current_date)::date;
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'card' AND limit_counters.scope_id = :auth_card_id AND limit_counters.period = 'week' AND limit_counters.period_start = date_trunc('week', current_date)::date;
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'day' AND limit_counters.period_start = current_date;
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'month' AND limit_counters.period_start = date_trunc('month', current_date)::date;
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :card_root_unit_id AND limit_counters.period = 'week' AND limit_counters.period_start = date_trunc('week', current_date)::date;
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :auth_org_unit_id AND limit_counters.period = 'day' AND limit_counters.period_start = current_date;
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :auth_org_unit_id AND limit_counters.period = 'month' AND limit_counters.period_start = date_trunc('month', current_date)::date;
+UPDATE limit_counters SET amount_minor=CASE WHEN (limit_counters.amount_minor + :negative_released < 0) THEN 0 ELSE limit_counters.amount_minor + :negative_released END, volume_ml=CASE WHEN (limit_counters.volume_ml + :negative_released_ml < 0) THEN 0 ELSE limit_counters.volume_ml + :negative_released_ml END, count=CASE WHEN (limit_counters.count + 0 < 0) THEN 0 ELSE limit_counters.count + 0 END
+WHERE limit_counters.scope_kind = 'org_unit' AND limit_counters.scope_id = :auth_org_unit_id AND limit_counters.period = 'week' AND limit_counters.period_start = date_trunc('week', current_date)::date;
+UPDATE accounts SET balance_minor=(accounts.balance_minor + :released) WHERE accounts.id = :card_available_account_id;
+UPDATE accounts SET balance_minor=(accounts.balance_minor + :negative_hold) WHERE accounts.id = :card_held_account_id;
+UPDATE accounts SET balance_minor=(accounts.balance_minor + :captured) WHERE accounts.id = :card_payable_account_id;
 COMMIT;
 \endif

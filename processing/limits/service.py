@@ -240,8 +240,9 @@ _counters = LimitCounter.__table__
 @functools.lru_cache(maxsize=4)
 def _lock_statement(dialect_name: str):
     """Upsert-and-return of counter keys, run with one parameter set per key: SQLAlchemy sends
-    them as one multi-row INSERT ("insertmanyvalues") in the given order, and keeps the
-    compiled statement (a multi-row ``values()`` would be compiled again every time)."""
+    them as one multi-row INSERT ("insertmanyvalues"; rows written, and locked, in the given
+    order) and keeps the compiled statement (a multi-row ``values()`` would be compiled again
+    every time). The rows come back in no promised order: each carries its key."""
     insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
     statement = insert(_counters).values(
         scope_kind=bindparam("b_kind"), scope_id=bindparam("b_scope"), period=bindparam("b_period"),
@@ -254,7 +255,6 @@ def _lock_statement(dialect_name: str):
     ).returning(
         _counters.c.id, _counters.c.scope_kind, _counters.c.scope_id, _counters.c.period,
         _counters.c.period_start, _counters.c.amount_minor, _counters.c.volume_ml, _counters.c.count,
-        sort_by_parameter_order=True,
     )
 
 

@@ -40,7 +40,9 @@ class StatementLog:
         event.listen(engine.sync_engine, "before_cursor_execute", self._record)
 
     def _record(self, conn, cursor, statement, parameters, context, executemany) -> None:
-        times = len(parameters) if executemany else 1
+        # A multi-row INSERT that SQLAlchemy batched ("insertmanyvalues") is one statement.
+        batched = context is not None and context.execute_style.name == "INSERTMANYVALUES"
+        times = len(parameters) if executemany and not batched else 1
         self.shapes.extend([statement_shape(statement)] * times)
 
     def take(self) -> list[tuple[str, str | None]]:
