@@ -291,6 +291,8 @@ def exit_status(result: dict) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Each step is printed as it is measured, also when the output goes to a file or a CI log.
+    sys.stdout.reconfigure(line_buffering=True)
     result = Benchmark(parse_arguments(argv)).run()
     return exit_status(result)
 

@@ -49,6 +49,7 @@ from processing.cards.service import (
 )
 from processing.cards.status import block_card
 from processing.crypto import Keyring
+from processing.db import fastpath
 from processing.ledger.models import Account, EntryKind
 from processing.ledger.service import move_balances, post_entry
 from processing.limits import exceptions as limit_exceptions
@@ -238,7 +239,7 @@ async def _load_station(session: AsyncSession, terminal_id: int, product: str) -
     claimed before (and every authorization) references the terminal, and PostgreSQL holds KEY
     SHARE on it for that foreign key. A plain FOR UPDATE conflicts with KEY SHARE, so two
     messages of one terminal, each holding its slot's KEY SHARE, would deadlock."""
-    row = (await session.execute(_LOAD_STATION, {"terminal_id": terminal_id, "product": str(product)})).one()
+    row = (await fastpath.execute(session, _LOAD_STATION, {"terminal_id": terminal_id, "product": str(product)})).one()
     return _StationRow(*row)
 
 
@@ -296,7 +297,7 @@ async def _load_card(session: AsyncSession, dpan_hash: bytes) -> _CardRow | None
     """Everything the checks and the fraud rules need about the card, in one statement; locks the
     card row only (after the terminal, before the enrollment): its fraud state is rewritten here.
     FOR NO KEY UPDATE for the same reason as the terminal's (rows referencing the card)."""
-    row = (await session.execute(_LOAD_CARD, {"dpan_hash": dpan_hash})).first()
+    row = (await fastpath.execute(session, _LOAD_CARD, {"dpan_hash": dpan_hash})).first()
     return None if row is None else _CardRow(*row)
 
 
@@ -371,7 +372,7 @@ async def _decide(
             session, request, card, station, limits, counters, amount, binding, now=now)
 
     if lock_funds_first:
-        funds = (await session.execute(_LOCK_FUNDS, {"account_id": card.available_account_id})).one()
+        funds = (await fastpath.execute(session, _LOCK_FUNDS, {"account_id": card.available_account_id})).one()
         spendable = funds.balance_minor + funds.credit_limit_minor
     else:
         spendable = card.available_balance_minor + card.credit_limit_minor
@@ -522,7 +523,7 @@ async def _check_token(
                        f"the token expired: made {tokens.describe_offset(age)} ago, "
                        f"valid for {settings.token_validity_seconds} seconds{hint}")
 
-    consumed = await session.execute(_CONSUME_ATC, {
+    consumed = await fastpath.execute(session, _CONSUME_ATC, {
         "enrollment_id": card.enrollment_id, "atc": token.atc, "skew": window.offset_seconds})
     if consumed.rowcount != 1:
         raise _decline("token", ResponseCode.SECURITY_VIOLATION, "token_replayed",
@@ -541,7 +542,7 @@ _RECORD_SKEW = (update(_enrollments).where(_enrollments.c.id == bindparam("enrol
 
 
 async def _record_skew(session: AsyncSession, enrollment_id: int, skew_seconds: int) -> None:
-    await session.execute(_RECORD_SKEW, {"enrollment_id": enrollment_id, "skew": skew_seconds})
+    await fastpath.execute(session, _RECORD_SKEW, {"enrollment_id": enrollment_id, "skew": skew_seconds})
 
 
 def _volume_for(amount_minor: int, product: str, price_minor: int) -> int:
@@ -743,9 +744,9 @@ async def _store_fraud_outcome(
     their alerts (only when a rule fired) and a block of the card."""
     card = facts.card
     if card is not None and fraud.card_state is not None and fraud.card_state != card.card_fraud_state:
-        await session.execute(_STORE_CARD_STATE, {"row_id": card.card_id, "state": _plain(fraud.card_state)})
+        await fastpath.execute(session, _STORE_CARD_STATE, {"row_id": card.card_id, "state": _plain(fraud.card_state)})
     if fraud.terminal_state is not None and fraud.terminal_state != station.terminal_fraud_state:
-        await session.execute(_STORE_TERMINAL_STATE, {"row_id": terminal.id, "state": _plain(fraud.terminal_state)})
+        await fastpath.execute(session, _STORE_TERMINAL_STATE, {"row_id": terminal.id, "state": _plain(fraud.terminal_state)})
     if fraud.alerts:
         await session.execute(insert(FraudAlert), [
             {"company_id": facts.company_id, "card_id": facts.card_id, "authorization_id": authorization_id,

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from processing.authorization.models import MessageType, TerminalMessage
+from processing.db import fastpath
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +58,7 @@ async def claim(
     })
     if claimed.first() is not None:
         return None
-    prior = (await session.execute(_PRIOR_MESSAGE, {
+    prior = (await fastpath.execute(session, _PRIOR_MESSAGE, {
         "slot_terminal": terminal_id, "slot_transaction": transaction_id, "slot_type": message_type.value,
     })).one()
     return PriorMessage(prior.request_digest, StoredAnswer(prior.http_status, prior.response_body.encode()))
@@ -92,7 +93,7 @@ async def store_answer(
 ) -> StoredAnswer:
     """Serialise the answer once and keep those bytes: a repeat gets exactly them."""
     body = serialize(answer)
-    await session.execute(_STORE_ANSWER, {
+    await fastpath.execute(session, _STORE_ANSWER, {
         "slot_terminal": terminal_id, "slot_transaction": transaction_id, "slot_type": message_type.value,
         "new_status": http_status, "body": body.decode(),
     })

@@ -51,6 +51,7 @@ from processing.authorization.schemas import (
     TransactionStatus,
 )
 from processing.cards.models import Card
+from processing.db import fastpath
 from processing.ledger.models import EntryKind
 from processing.ledger.service import move_balances, post_entry
 from processing.limits.service import adjust_counters, lock_counters, scopes_for_card
@@ -90,7 +91,7 @@ _STORE_CARD_STATE = update(_cards).where(_cards.c.id == bindparam("card_id")).va
 
 async def _locked_authorization(session: AsyncSession, terminal_id: int, transaction_id: str):
     """The authorization's row (attributes as the model's), locked; None if there is none."""
-    return (await session.execute(_LOCK_AUTHORIZATION, {
+    return (await fastpath.execute(session, _LOCK_AUTHORIZATION, {
         "terminal_id": terminal_id, "transaction_id": transaction_id})).first()
 
 
@@ -145,7 +146,7 @@ async def complete(
         "volume_ml": request.volume_ml, "product": request.product.value,
         "unit_price_minor": authorization.unit_price_minor or 0, "created_at": now,
     })
-    await session.execute(_CAPTURE_AUTHORIZATION, {
+    await fastpath.execute(session, _CAPTURE_AUTHORIZATION, {
         "authorization_id": authorization.id, "status": AuthorizationStatus.COMPLETED.value, "closed_at": now,
         "captured_amount_minor": request.amount_minor, "captured_volume_ml": request.volume_ml,
     })
@@ -234,7 +235,7 @@ _HOLD_CONTEXT = (
 
 async def _hold_context(session: AsyncSession, authorization) -> _HoldContext:
     """Locks the card row (before the counters, as the authorization path does)."""
-    row = (await session.execute(_HOLD_CONTEXT, {
+    row = (await fastpath.execute(session, _HOLD_CONTEXT, {
         "station_id": authorization.station_id, "terminal_id": authorization.terminal_id,
         "card_id": authorization.card_id})).one()
     (company_id, company_timezone, available_account_id, held_account_id, unit_path, payable_account_id, first6, last4,
@@ -256,7 +257,7 @@ async def _store_card_fraud_state(session: AsyncSession, card_id: int, before: M
                                   after: Mapping | None) -> None:
     """One UPDATE of the card's fraud state when ``settle`` changed it (the row is locked)."""
     if after is not None and after != before:
-        await session.execute(_STORE_CARD_STATE, {
+        await fastpath.execute(session, _STORE_CARD_STATE, {
             "card_id": card_id, "state": after if isinstance(after, dict) else dict(after)})
 
 
@@ -283,7 +284,7 @@ async def _release(
         "released_amount_minor": authorization.approved_amount_minor, "created_at": now,
     })
     status = AuthorizationStatus.REVERSED if source == ReversalSource.TERMINAL else AuthorizationStatus.EXPIRED
-    await session.execute(_CLOSE_AUTHORIZATION, {
+    await fastpath.execute(session, _CLOSE_AUTHORIZATION, {
         "authorization_id": authorization.id, "status": status.value, "closed_at": now})
     # The shared rows last: the company's (and its units') counters, then its accounts.
     await adjust_counters(session, context.scopes, counted_on=authorization.counted_on,

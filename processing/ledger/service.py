@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from processing.db import fastpath
 from processing.db.base import utc_now
 from processing.errors import NotFound, ProcessingError
 from processing.ledger.models import (
@@ -121,15 +122,15 @@ async def move_balances(session: AsyncSession, lines: Sequence[tuple[int, int]],
     for account_id, amount in sorted((account_id, amount) for account_id, amount in lines if amount != 0):
         if guarded_debit is not None and account_id == guarded_debit[0]:
             if pending:
-                await session.execute(_MOVE_BALANCE, pending)
+                await fastpath.execute(session, _MOVE_BALANCE, pending)
                 pending = []
-            debited = await session.execute(_DEBIT_IF_FUNDED, {"account_id": account_id, "amount": guarded_debit[1]})
+            debited = await fastpath.execute(session, _DEBIT_IF_FUNDED, {"account_id": account_id, "amount": guarded_debit[1]})
             if debited.rowcount != 1:
                 raise FundsMoved()
         else:
             pending.append({"account_id": account_id, "amount": amount})
     if pending:
-        await session.execute(_MOVE_BALANCE, pending)
+        await fastpath.execute(session, _MOVE_BALANCE, pending)
 
 
 async def _find_funding_account(session: AsyncSession, currency: str) -> int | None:

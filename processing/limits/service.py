@@ -22,6 +22,7 @@ from sqlalchemy import and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from processing.db import fastpath
 from processing.db.dialect import insert_for
 from processing.errors import ProcessingError
 from processing.limits.models import (
@@ -229,8 +230,8 @@ async def load_rules(session: AsyncSession, scopes: Sequence[Scope]) -> tuple[li
     params = {}
     for n, (kind, scope_id) in enumerate(scopes):
         params[f"kind_{n}"], params[f"id_{n}"] = kind, scope_id
-    limit_rows = await session.execute(limits_statement, params)
-    control_rows = await session.execute(controls_statement, params)
+    limit_rows = await fastpath.execute(session, limits_statement, params)
+    control_rows = await fastpath.execute(session, controls_statement, params)
     return [LimitRule(*row) for row in limit_rows], [Controls(*row) for row in control_rows]
 
 
@@ -369,7 +370,7 @@ async def adjust_counters(
     update to the commit.
     """
     counted_starts = period_starts(counted_on)
-    await session.execute(_ADJUST_COUNTER, [
+    await fastpath.execute(session, _ADJUST_COUNTER, [
         {"b_kind": kind, "b_scope": scope_id, "b_period": period, "b_counted_start": counted_starts[period],
          "b_amount": amount_minor, "b_volume": volume_ml, "b_count": count}
         for kind, scope_id, period in _counter_keys(scopes)
@@ -386,7 +387,7 @@ _WRITE_COUNTER = (
 
 async def _write_counters(session: AsyncSession, rows: list[dict]) -> None:
     if rows:
-        await session.execute(_WRITE_COUNTER, rows)
+        await fastpath.execute(session, _WRITE_COUNTER, rows)
 
 
 def controls_refusal(

@@ -22,6 +22,7 @@ from loadtests.bench.pgbench_scripts import (
 )
 from processing.authorization.models import Authorization, Completion
 from processing.cards.service import enroll_device, issue_card
+from processing.db import fastpath
 from processing.db.engine import unit_of_work
 from processing.limits.models import LimitMetric, LimitPeriod, ScopeKind
 from processing.limits.service import set_limit
@@ -38,6 +39,14 @@ class StatementLog:
     def __init__(self, engine) -> None:
         self.shapes: list[tuple[str, str | None]] = []
         event.listen(engine.sync_engine, "before_cursor_execute", self._record)
+        # The hot path's SELECTs and UPDATEs run on asyncpg directly (processing/db/fastpath.py).
+        fastpath.observers.append(self._record_fast)
+
+    def _record_fast(self, statement: str, executions: int) -> None:
+        self.shapes.extend([statement_shape(statement)] * executions)
+
+    def close(self) -> None:
+        fastpath.observers.remove(self._record_fast)
 
     def _record(self, conn, cursor, statement, parameters, context, executemany) -> None:
         # A multi-row INSERT that SQLAlchemy batched ("insertmanyvalues") is one statement.
@@ -91,11 +100,14 @@ async def test_scripts_mirror_one_authorization_and_one_completion(state, http, 
     # A later sale, as in the bench: the card's and the terminal's fraud states both change.
     clock.advance(120)
     log = StatementLog(state.engine)
-    transaction_id = await _sale(terminal, phone, clock, 300_000)
-    authorization = log.take()
-    done = await terminal.complete(transaction_id, amount_minor=250_538, volume_ml=38_250, product="diesel")
-    assert done.status_code == 200 and done.body["status"] == "completed", done.body
-    completion = log.take()
+    try:
+        transaction_id = await _sale(terminal, phone, clock, 300_000)
+        authorization = log.take()
+        done = await terminal.complete(transaction_id, amount_minor=250_538, volume_ml=38_250, product="diesel")
+        assert done.status_code == 200 and done.body["status"] == "completed", done.body
+        completion = log.take()
+    finally:
+        log.close()
 
     assert authorization == script_shapes(AUTHORIZATION_SCRIPT), _side_by_side(
         authorization, script_shapes(AUTHORIZATION_SCRIPT))
