@@ -77,6 +77,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database-name", default="fuelcard_bench",
                         help="PostgreSQL database of the spread scenario; hot adds _hot, pgbench's clone _pgbench")
     parser.add_argument("--drop-databases", action="store_true", help="drop the PostgreSQL databases at the end")
+    parser.add_argument("--no-references", dest="references", action="store_false",
+                        help="pump steps only, without /health and pgbench (to compare two versions of the server)")
     parser.add_argument("--locustfile", type=Path, default=LOCUSTFILE, help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.out is None:
@@ -181,7 +183,7 @@ class Benchmark:
         if name is not None:
             asyncio.run(databases.analyze(url))
             self._require_synchronous_commit(f"{scenario} server database", url)
-            if scenario == "spread":
+            if scenario == "spread" and options.references:
                 clone = f"{name}_pgbench"
                 asyncio.run(databases.clone_database(options.postgres_url, source=name, name=clone))
                 self.created_databases.append(clone)
@@ -200,9 +202,10 @@ class Benchmark:
                     for failure in run.warmup.failures:
                         say(f"    warm-up failure: {failure.occurrences}x {failure.name}: {failure.error}")
                 for number, users in enumerate(options.users, start=1):
-                    step = Step(users=users, pump=self._locust(server, scenario, "PumpTerminal", users,
-                                                               options.duration, f"pump-{users}"))
-                    if scenario == "spread":
+                    cpu_before = server.cpu_seconds()
+                    pump = self._locust(server, scenario, "PumpTerminal", users, options.duration, f"pump-{users}")
+                    step = Step(users=users, pump=pump, server_cpu_seconds=server.cpu_seconds() - cpu_before)
+                    if scenario == "spread" and options.references:
                         step.health = self._locust(server, scenario, "HealthProbe", users, options.duration,
                                                    f"health-{users}")
                         if clone_url is not None:

@@ -38,18 +38,7 @@ class CpuWatch:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _cpu_seconds(self) -> float | None:
-        total = 0.0
-        try:
-            processes = [self._root, *self._root.children(recursive=True)]
-        except psutil.Error:
-            return None
-        for process in processes:
-            try:
-                times = process.cpu_times()
-            except psutil.Error:
-                continue  # a child that just ended
-            total += times.user + times.system
-        return total
+        return process_tree_cpu_seconds(self._root)
 
     def _run(self) -> None:
         while True:
@@ -81,3 +70,19 @@ class CpuWatch:
         elapsed = watched[-1][0] - watched[0][0]
         average = 100 * (watched[-1][1] - watched[0][1]) / elapsed if elapsed > 0 else 0.0
         return CpuUsage(average, max(rates, default=0.0), len(watched))
+
+
+def process_tree_cpu_seconds(root: psutil.Process) -> float | None:
+    """CPU seconds (user + system) used so far by a process and its children; None once it ended."""
+    total = 0.0
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return None
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue  # a child that just ended
+        total += times.user + times.system
+    return total

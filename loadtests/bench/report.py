@@ -33,6 +33,7 @@ class Step:
 
     users: int
     pump: LocustStep
+    server_cpu_seconds: float | None = None  # the server's CPU during the pump step
     health: LocustStep | None = None
     pgbench: PgbenchResult | None = None
 
@@ -88,6 +89,13 @@ def _failure_messages(step: LocustStep) -> list[str]:
     return messages
 
 
+def _per_authorization(step: Step) -> float | None:
+    authorize = step.pump.stats(AUTHORIZE)
+    if step.server_cpu_seconds is None or authorize is None or not authorize.requests:
+        return None
+    return round(1000 * step.server_cpu_seconds / authorize.requests, 2)
+
+
 def step_document(step: Step) -> dict:
     pump = step.pump
     document = {
@@ -100,6 +108,9 @@ def step_document(step: Step) -> dict:
         "authorizations": pump.stats(AUTHORIZE).requests if pump.stats(AUTHORIZE) else 0,
         "failures": pump.failure_count,
         "failure_messages": _failure_messages(pump),
+        # The server's CPU during the step per authorization counted (with the completions,
+        # reversals and repeats that go with it): the steadiest figure of the hot path's cost.
+        "server_cpu_ms_per_auth": _per_authorization(step),
         "locust_cpu": pump.cpu.as_dict(),
         "invalid_reasons": _invalid_reasons(pump),
         "locust": pump.as_dict(),
@@ -230,6 +241,8 @@ def step_lines(scenario: str, step: dict) -> list[str]:
         f"p95 {_ms(latency['p95'])}  p99 {_ms(latency['p99'])}  complete {step['completions_per_s']:.1f}/s  "
         f"failures {step['failures']}  locust CPU {step['locust_cpu']['average_percent']:.0f} %",
     ]
+    if step.get("server_cpu_ms_per_auth") is not None:
+        lines.append(f"    server CPU {step['server_cpu_ms_per_auth']:.2f} ms per authorization (with its completion)")
     if "health_per_s" in step:
         lines.append(f"    health {step['health_per_s']:.1f} req/s  failures {step['health_failures']}  "
                      f"locust CPU {step['health_locust_cpu']['average_percent']:.0f} %")

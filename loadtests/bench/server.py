@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
+
+from loadtests.bench.cpu_watch import process_tree_cpu_seconds
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -64,6 +67,11 @@ class Server:
             time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"the server did not answer /health in {timeout_seconds} s:\n{self.log_tail()}")
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds the server (the uvicorn process and its workers) has used so far."""
+        assert self._process is not None, "the server is not running"
+        return process_tree_cpu_seconds(psutil.Process(self._process.pid)) or 0.0
 
     def stop(self, *, timeout_seconds: float = 20) -> None:
         process, self._process = self._process, None
