@@ -152,11 +152,15 @@ def _peak(steps: list[dict], key: str) -> float | None:
 
 
 def _load_point(steps: list[dict]) -> dict | None:
-    """The step whose auth/s is nearest 70 % of the peak, with its latency."""
+    """The step whose auth/s is nearest 70 % of the peak, with its latency, on the rising side of
+    the curve: past the peak, more users only queue, and a step there that happens to reach 70 %
+    is an overload, not 70 % of the load the host can carry."""
     peak = _peak(steps, "auth_per_s")
     if not peak:
         return None
-    step = min(steps, key=lambda candidate: abs(candidate["auth_per_s"] - LOAD_POINT * peak))
+    peak_users = min(step["users"] for step in steps if step["auth_per_s"] == peak)
+    rising = [step for step in steps if step["users"] <= peak_users]
+    step = min(rising, key=lambda candidate: abs(candidate["auth_per_s"] - LOAD_POINT * peak))
     latency = step["latency_ms"]
     return {
         "users": step["users"], "auth_per_s": step["auth_per_s"], "peak_auth_per_s": peak,
