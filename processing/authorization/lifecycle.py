@@ -1,8 +1,9 @@
 """After the authorization: completion for the fuel dispensed, reversal, expiry, status.
 
-Locks: the authorization row first, then the card (its fraud state), then limit counters, then
-accounts (the card → counters → accounts part in the same order as the authorization path, which
-never locks an authorization row), each message in one transaction. Closing a hold tells the
+Locks: the authorization row first, then the card (its fraud state), then, last, just before the
+commit, limit counters (relative single-row updates, no read) and accounts (the card → counters →
+accounts part in the same order as the authorization path, which never locks an authorization
+row), each message in one transaction. Closing a hold tells the
 fraud rules what was dispensed (``FraudRules.settle``: the litres of a completion, 0 for a
 release), so their per-card state counts fuel that really went into the tank.
 """
