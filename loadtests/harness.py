@@ -1,7 +1,7 @@
 """The benchmark harness: one command that measures the authorization path against the limits of
 the database and of the web stack, on the same machine and in the same run.
 
-    python -m loadtests.harness                      # PostgreSQL, issue-size data, 8,16,32,64 users, 60 s
+    python -m loadtests.harness                      # PostgreSQL, issue-size data, 2,4,8,16,32 users, 60 s
     python -m loadtests.harness --database sqlite --users 4,8 --duration 20 --scenarios spread
 
 Per scenario (spread: 1,000 companies; hot: every card on one company account): a fresh database,
@@ -60,7 +60,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--database", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
-    parser.add_argument("--users", type=_user_counts, default=[8, 16, 32, 64],
+    parser.add_argument("--users", type=_user_counts, default=[2, 4, 8, 16, 32],
                         help="locust users (= pgbench clients) per step, comma-separated")
     parser.add_argument("--duration", type=int, default=60, help="seconds per locust, health and pgbench step")
     parser.add_argument("--scenarios", type=_scenarios, default=list(SCENARIOS), help="spread, hot or both")
